@@ -20,7 +20,8 @@ SOURCE_COLUMNS = [
     "video_id",  # unique, stable, filesystem-safe id
     "path",  # local path of the file (downloaded copy for remote sources)
     "source",  # synthetic | local | manifest | lakefs
-    "source_uri",  # where it came from: path, URL or lakefs://repo/ref/path
+    "source_uri",  # where it came from: path, URL or lakefs://repo/commit/path
+    "source_root",  # the folder the file must lie under (validate rejects paths escaping it)
     "label",  # class name, or empty
     "split",  # train | val | test, or empty
     "start_s",  # optional segment of interest in the source (manifest lists), or empty
