@@ -38,7 +38,7 @@ class SynthConfig:
     """The built-in synthetic audio-visual world (avssl_core/synth)."""
 
     seed: int = 0
-    num_videos: int = 24
+    num_videos: int = 48  # 6 per class: enough for every class in every split
     duration_s: float = 30.0
     fps: int = 25
     width: int = 128
@@ -60,6 +60,7 @@ class SynthConfig:
 class LocalSourceConfig:
     path: str = ""  # a folder, or a glob such as /videos/**/*.mp4
     extensions: list[str] = field(default_factory=lambda: [".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"])
+    label_from_parent: bool = True  # <root>/<class>/<file> layout (UCF101): label = class folder name
 
 
 @dataclass
@@ -71,6 +72,11 @@ class ManifestSourceConfig:
     end_column: str = "end"
     split_column: str = "split"
     download_timeout_s: float = 60.0
+    download_retries: int = 2  # extra attempts after a timeout, connection error or 5xx
+    media_dir: str = ""  # relative paths resolve here; empty: the CSV's folder
+    path_template: str = ""  # build the path from columns, e.g. "{youtube_id}_{start_seconds:06d}.mp4"
+    columns: list[str] = field(default_factory=list)  # names for a header-less CSV (VGGSound's vggsound.csv)
+    segment_duration_s: float | None = None  # a row with a start but no end ends this long after it
 
 
 @dataclass
@@ -80,6 +86,9 @@ class LakeFSSourceConfig:
     prefix: str = ""
     endpoint_url: str = ""  # empty: from LAKECTL_SERVER_ENDPOINT_URL or ~/.lakectl.yaml
     extensions: list[str] = field(default_factory=lambda: [".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"])
+    label_from_parent: bool = True  # <prefix>/<class>/<file> layout: label = class folder name
+    pre_sign: bool = False  # true: read straight from the object store via pre-signed URLs
+    timeout_s: float = 60.0  # per request (listing page or downloaded chunk)
 
 
 @dataclass
@@ -101,6 +110,7 @@ class ValidateConfig:
     min_audio_sample_rate: int = 16000
     min_audio_rms_dbfs: float = -60.0  # quieter than this over the whole file is "silent"
     min_frame_diff: float = 0.5  # mean absolute difference of consecutive gray frames, 0-255 scale
+    duration_tolerance_s: float = 0.5  # a stream may decode this much shorter than the file announces
     min_valid_fraction: float = 0.5  # the stage fails below this share of valid files
     workers: int = 2
 
@@ -115,6 +125,7 @@ class SegmentConfig:
     crf: int = 20
     preset: str = "veryfast"
     threads: int = 1  # x264 threads per worker; parallelism comes from workers
+    decode_threads: int = 0  # decoder threads per worker; 0: FFmpeg picks (large sources decode faster)
     workers: int = 2
 
 

@@ -1,0 +1,126 @@
+"""acquire: gather source videos from the configured source and probe every one of them.
+
+Nothing is dropped here: a file that cannot even be opened is still listed, with ``probe_error`` saying
+why, so that validate can quarantine it with its reason and the user sees every file accounted for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from avssl_core.config import Config
+from avssl_core.data.probe import probe_file
+from avssl_core.data.tables import MANIFEST_COLUMNS, write_table
+from avssl_core.errors import ConfigError, DataError
+from avssl_core.io_utils import write_json_atomic
+from avssl_core.parallel import imap_unordered
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("synthetic", "local", "manifest", "lakefs")
+PATH_COLUMNS = ("path", "source_root", "annotation_path")
+
+
+def list_source(cfg: Config) -> list[dict]:
+    """Rows of tables.SOURCE_COLUMNS from the source named by ``acquire.source``."""
+    raw_dir = Path(cfg.paths.raw_dir)
+    name = cfg.acquire.source
+    if name == "synthetic":
+        from avssl_core.data.sources import synthetic
+
+        return synthetic.list_files(cfg.synth, raw_dir)
+    if name == "local":
+        from avssl_core.data.sources import local
+
+        return local.list_files(cfg.acquire.local, raw_dir)
+    if name == "manifest":
+        from avssl_core.data.sources import manifest
+
+        return manifest.list_files(cfg.acquire.manifest, raw_dir)
+    if name == "lakefs":
+        from avssl_core.data.sources import lakefs
+
+        return lakefs.list_files(cfg.acquire.lakefs, raw_dir)
+    raise ConfigError(f"acquire.source: unknown source {name!r}; choose one of {', '.join(SOURCES)}")
+
+
+def _probe_row(row: dict) -> dict:
+    return {**row, **probe_file(row["path"])}
+
+
+def _project_relative(value: str) -> str:
+    """Paths inside the project are stored relative to it, so the manifest (a DVC output) is the same
+    on every machine that clones the project; paths outside it stay absolute."""
+    if not value:
+        return value
+    path = Path(value).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def source_fingerprint(frame: pd.DataFrame) -> str:
+    """One hash of what was acquired (where from, and the bytes): it changes when the data changes."""
+    digest = hashlib.sha256()
+    for uri, sha in sorted(zip(frame["source_uri"], frame["sha256"].fillna(""), strict=True)):
+        digest.update(f"{uri}\t{sha}\n".encode())
+    return digest.hexdigest()
+
+
+def run_acquire(cfg: Config) -> dict:
+    started = time.perf_counter()
+    rows = list_source(cfg)
+    if not rows:
+        raise DataError(f"acquire: source {cfg.acquire.source!r} found no files ({_describe_source(cfg)})")
+    ids = Counter(r["video_id"] for r in rows)
+    clashes = [vid for vid, n in ids.items() if n > 1]
+    if clashes:
+        raise DataError(f"acquire: video ids are not unique: {clashes[:5]}")
+    probed = list(imap_unordered(_probe_row, rows, workers=cfg.acquire.workers, desc="probe"))
+    frame = pd.DataFrame(probed).sort_values("video_id").reset_index(drop=True)
+    for col in PATH_COLUMNS:
+        frame[col] = frame[col].fillna("").astype(str).map(_project_relative)
+    out = Path(cfg.paths.acquired_dir) / "manifest.csv"
+    write_table(out, frame, MANIFEST_COLUMNS)
+
+    bad = frame[frame["probe_error"].fillna("") != ""]
+    for rec in bad.itertuples():
+        log.warning("cannot probe %s: %s", rec.path, rec.probe_error)
+    summary = {
+        "source": cfg.acquire.source,
+        "num_files": int(len(frame)),
+        "num_probe_errors": int(len(bad)),
+        "total_duration_s": round(float(pd.to_numeric(frame["duration_s"], errors="coerce").fillna(0).sum()), 3),
+        "total_bytes": int(pd.to_numeric(frame["size_bytes"], errors="coerce").fillna(0).sum()),
+        "source_fingerprint": source_fingerprint(frame),
+        "seconds": round(time.perf_counter() - started, 2),
+        "manifest": str(out),
+    }
+    if cfg.acquire.source == "lakefs":
+        # source_uri is lakefs://<repo>/<commit>/<path>: the commit pins what this run used.
+        summary["lakefs_commit"] = frame["source_uri"].iloc[0].split("/")[3]
+    write_json_atomic(Path(cfg.paths.metrics_dir) / "acquire.json", summary)
+    log.info("acquired %d files into %s (%d could not be probed)", len(frame), out, len(bad))
+    return summary
+
+
+def _describe_source(cfg: Config) -> str:
+    name = cfg.acquire.source
+    if name == "local":
+        return f"path {cfg.acquire.local.path!r}"
+    if name == "manifest":
+        return f"csv {cfg.acquire.manifest.csv!r}"
+    if name == "lakefs":
+        lk = cfg.acquire.lakefs
+        return f"lakefs://{lk.repository}/{lk.ref}/{lk.prefix}"
+    return f"synth.num_videos={cfg.synth.num_videos}"
+
+
+__all__ = ["run_acquire", "list_source", "source_fingerprint", "SOURCES"]

@@ -1,0 +1,35 @@
+"""Shared test fixtures: the real clip from ../shared and a folder of crafted good and broken media."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from media_factory import write_zoo
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIGBUCKBUNNY = REPO_ROOT.parent / "shared" / "media" / "bigbuckbunny.mp4"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def bigbuckbunny() -> Path:
+    """Real H.264/AAC 5.1 media; shared by every checkout at ../shared, never copied into the repo."""
+    if not BIGBUCKBUNNY.is_file():
+        pytest.fail(f"{BIGBUCKBUNNY} is missing: the tests need ../shared/media/bigbuckbunny.mp4 beside the repo")
+    return BIGBUCKBUNNY
+
+
+@pytest.fixture(scope="session")
+def media_zoo(tmp_path_factory) -> dict[str, Path]:
+    """Every crafted file (see media_factory.write_zoo), written once per test session.
+
+    The files lie under ``media_zoo["root"]``; link targets under ``media_zoo["outside"]``.
+    """
+    base = tmp_path_factory.mktemp("media")
+    files = write_zoo(base / "root", base / "outside")
+    return {**files, "root": base / "root", "outside": base / "outside"}
