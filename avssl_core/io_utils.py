@@ -10,6 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; on success rename it onto ``dest``.
@@ -21,6 +30,9 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     dest.parent.mkdir(parents=True, exist_ok=True)
     ext = suffix if suffix is not None else dest.suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{ext}", dir=dest.parent)
+    # mkstemp makes the file private (0600); give it the permissions a plain open() would have, so
+    # outputs can be shared (a lab's DVC cache, a group-readable data folder).
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

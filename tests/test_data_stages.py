@@ -1,0 +1,119 @@
+"""The data stages chained as a user runs them: acquire -> validate -> segment.
+
+The mixed folder holds good files next to every kind of broken one (tests/media_factory.py): the run must
+finish, every file must end up either a clip source or quarantined with a reason that names it, and no
+valid file may be lost on the way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from avssl_core.config import load_config
+from avssl_core.data.tables import CLIP_COLUMNS, MANIFEST_COLUMNS, read_table
+from avssl_core.errors import DataError
+from avssl_core.stages.acquire import run_acquire, source_fingerprint
+from avssl_core.stages.segment import run_segment
+from avssl_core.stages.validate import run_validate
+
+ZOO_FILES_GOOD = {"good_a", "good_b", "good_multistream", "good_vfr", "good_10bit"}
+
+
+def _config(tmp_path: Path, *overrides: str):
+    paths = [f"paths.{key}={tmp_path / value}" for key, value in {
+        "data_root": "data", "raw_dir": "data/raw", "acquired_dir": "data/acquired",
+        "validated_dir": "data/validated", "clips_dir": "data/clips", "metrics_dir": "metrics"}.items()]
+    return load_config(None, [*paths, *overrides])
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tmp_path_factory, media_zoo):
+    tmp = tmp_path_factory.mktemp("mixed")
+    cfg = _config(
+        tmp,
+        "acquire.source=local",
+        f"acquire.local.path={media_zoo['root']}",
+        "segment.clip_seconds=1.0",
+        "segment.short_side=64",
+        "validate.min_valid_fraction=0.1",
+    )
+    return cfg, run_acquire(cfg), run_validate(cfg), run_segment(cfg)
+
+
+def test_every_file_is_accounted_for(mixed_run, media_zoo):
+    cfg, acquired, validated, segmented = mixed_run
+    on_disk = sorted(p.name for p in Path(media_zoo["root"]).iterdir())
+    manifest = read_table(Path(cfg.paths.acquired_dir) / "manifest.csv", required=MANIFEST_COLUMNS)
+    assert sorted(Path(p).name for p in manifest["path"]) == on_disk  # acquire drops nothing
+    assert acquired["num_files"] == len(on_disk)
+
+    valid = read_table(Path(cfg.paths.validated_dir) / "valid.csv")
+    quarantine = read_table(Path(cfg.paths.validated_dir) / "quarantine.csv")
+    assert len(valid) + len(quarantine) == len(on_disk)
+    assert set(valid["video_id"]).isdisjoint(quarantine["video_id"])
+    assert (quarantine["reasons"].str.len() > 0).all()
+    # The good files are all valid: nothing valid is lost.
+    good_names = {media_zoo[name].name for name in ZOO_FILES_GOOD}
+    assert good_names <= {Path(p).name for p in valid["path"]}
+
+
+def test_only_valid_files_become_clips_and_all_of_them_do(mixed_run):
+    cfg, _, _, segmented = mixed_run
+    valid = read_table(Path(cfg.paths.validated_dir) / "valid.csv")
+    index = read_table(Path(cfg.paths.clips_dir) / "index.csv", required=CLIP_COLUMNS)
+    assert set(index["video_id"]) == set(valid["video_id"])
+    assert segmented["num_clips"] == len(index) > 0
+    for rec in index.itertuples():
+        assert Path(rec.video_path).is_file() and Path(rec.audio_path).is_file()
+        assert rec.num_samples == round(cfg.segment.clip_seconds * cfg.segment.sample_rate)
+        assert rec.num_frames == round(cfg.segment.clip_seconds * cfg.segment.fps)
+
+
+def test_acquire_is_deterministic_and_fingerprints_the_data(mixed_run):
+    cfg, acquired, _, _ = mixed_run
+    manifest_path = Path(cfg.paths.acquired_dir) / "manifest.csv"
+    before = manifest_path.read_bytes()
+    again = run_acquire(cfg)
+    # Byte-identical manifest: DVC then skips validate and segment when the data did not change.
+    assert manifest_path.read_bytes() == before
+    assert again["source_fingerprint"] == acquired["source_fingerprint"]
+    frame = read_table(manifest_path)
+    frame.loc[0, "sha256"] = "0" * 64
+    assert source_fingerprint(frame) != acquired["source_fingerprint"]
+
+
+def test_synthetic_source_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # paths inside the project are stored relative to it
+    cfg = load_config(None, [
+        "synth.num_videos=3", "synth.duration_s=2.5", "synth.width=64", "synth.height=64", "synth.workers=1",
+        "acquire.workers=1", "validate.workers=1", "segment.workers=1",
+        "segment.clip_seconds=1.0", "segment.short_side=64",
+    ])
+    summary = run_acquire(cfg)
+    assert summary["num_files"] == 3 and summary["num_probe_errors"] == 0
+    manifest = read_table("data/acquired/manifest.csv")
+    assert list(manifest["path"]) == [f"data/raw/synthetic/videos/synth_0000{i}.mp4" for i in range(3)]
+    assert (manifest["video_codec"] == "h264").all() and (manifest["audio_codec"] == "aac").all()
+    assert (manifest["audio_channels"] == 2).all() and (manifest["fps"] == 25).all()
+    assert manifest["label"].str.len().gt(0).all()
+    assert json.loads(Path("metrics/acquire.json").read_text())["num_files"] == 3
+
+    assert run_validate(cfg)["valid"] == 3
+    seg = run_segment(cfg)
+    index = pd.read_csv("data/clips/index.csv")
+    assert seg["num_clips"] == len(index) == 6  # 2.5 s videos -> two 1 s clips each
+    # Synthetic clips carry their slice of the ground truth.
+    ann = json.loads(Path(index["annotation_path"][0]).read_text())
+    assert ann["num_frames"] == 25 and len(ann["objects"][0]["boxes"]) == 25
+
+
+def test_acquire_reports_an_empty_source(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = _config(tmp_path, "acquire.source=local", f"acquire.local.path={empty}")
+    with pytest.raises(DataError, match="empty"):
+        run_acquire(cfg)
