@@ -10,7 +10,16 @@ started=$(date +%s)
 dvc repro
 echo
 echo "== avssl: main job done in $(( $(date +%s) - started )) s =="
-dvc metrics show
+python - <<'PY'
+import json
+acq, val, seg = (json.load(open(f"metrics/{name}.json")) for name in ("acquire", "validate", "segment"))
+print(f"acquire : {acq['num_files']} files from '{acq['source']}', {acq['total_duration_s']:.0f} s of video"
+      f" ({acq['seconds']} s)")
+print(f"validate: {val['valid']} valid, {val['quarantined']} quarantined ({val['seconds']} s)")
+print(f"segment : {seg['num_clips']} clips of {seg['clip_seconds']} s from {seg['num_videos']} videos"
+      f" ({seg['seconds']} s)")
+PY
+echo "All metrics: dvc metrics show"
 cat <<MSG
 
 Clip index:        data/clips/index.csv   (clips: data/clips/<video_id>/<clip_id>.mp4 + .wav)

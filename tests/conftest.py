@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from media_factory import write_zoo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BIGBUCKBUNNY = REPO_ROOT.parent / "shared" / "media" / "bigbuckbunny.mp4"
+# The project's shared material sits beside the checkout (../shared); AVSSL_SHARED_DIR points elsewhere.
+SHARED_DIR = Path(os.environ.get("AVSSL_SHARED_DIR", REPO_ROOT.parent / "shared"))
+BIGBUCKBUNNY = SHARED_DIR / "media" / "bigbuckbunny.mp4"
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +23,8 @@ def repo_root() -> Path:
 def bigbuckbunny() -> Path:
     """Real H.264/AAC 5.1 media; shared by every checkout at ../shared, never copied into the repo."""
     if not BIGBUCKBUNNY.is_file():
-        pytest.fail(f"{BIGBUCKBUNNY} is missing: the tests need ../shared/media/bigbuckbunny.mp4 beside the repo")
+        pytest.fail(f"{BIGBUCKBUNNY} is missing: the tests need ../shared/media/bigbuckbunny.mp4 beside the repo "
+                    "(or AVSSL_SHARED_DIR set to the shared folder)")
     return BIGBUCKBUNNY
 
 

@@ -26,7 +26,6 @@ from avssl_core.data.transcode import SegmentParams, TranscodeError, segment_vid
 from avssl_core.errors import DataError
 from avssl_core.stages.segment import DONE_MARKER, run_segment
 
-BIGBUCKBUNNY = Path(__file__).resolve().parents[2] / "shared/media/bigbuckbunny.mp4"
 DARK, BRIGHT = 30, 230
 BEEP_S = 0.1
 
@@ -317,8 +316,8 @@ def test_truncated_source_is_an_error_not_a_short_video(tmp_path):
         segment_video(cut, tmp_path / "out", "cut", params())
 
 
-def test_bigbuckbunny_surround_48k_becomes_stereo_16k(tmp_path):
-    result = segment_video(BIGBUCKBUNNY, tmp_path / "out", "bbb", params(clip_seconds=2.0, short_side=128))
+def test_bigbuckbunny_surround_48k_becomes_stereo_16k(tmp_path, bigbuckbunny):
+    result = segment_video(bigbuckbunny, tmp_path / "out", "bbb", params(clip_seconds=2.0, short_side=128))
     assert len(result.clips) == 2  # 5.28 s of video
     for clip in result.clips:
         samples, rate = read_wav(clip.audio_path)
