@@ -30,19 +30,11 @@ MIB = 1024 * 1024
 
 def child(src: str, out_dir: str, clip_seconds: float) -> None:
     """Runs in the measured process: segment, then print one JSON line."""
-    from avssl_core.data.transcode import SegmentParams, segment_video
+    from avssl_core.data.transcode import segment_video
+    from avssl_core.stages.segment import segment_params
 
-    d = SegmentConfig()
-    params = SegmentParams(
-        clip_seconds=clip_seconds,
-        fps=d.fps,
-        short_side=d.short_side,
-        sample_rate=d.sample_rate,
-        keyframe_interval=d.keyframe_interval,
-        crf=d.crf,
-        preset=d.preset,
-        threads=d.threads,
-    )
+    # The stage's defaults, with the requested clip length: what `avssl segment` would do.
+    params = segment_params(SegmentConfig(clip_seconds=clip_seconds))
     import av
 
     me = psutil.Process()
@@ -75,19 +67,22 @@ def measure(src: Path, clip_seconds: float, interval: float) -> dict:
             text=True,
         )
         watched = psutil.Process(proc.pid)
-        peak, samples = 0, 0
+        trace: list[int] = []
         while proc.poll() is None:
             try:
-                peak = max(peak, watched.memory_info().rss)
-                samples += 1
+                trace.append(watched.memory_info().rss)
             except psutil.NoSuchProcess:
                 break
             time.sleep(interval)
+        peak, samples = max(trace, default=0), len(trace)
         stdout, _ = proc.communicate()
         if proc.returncode:
             raise SystemExit(f"segmenting {src} failed with exit code {proc.returncode}")
     report = json.loads(stdout.strip().splitlines()[-1])
-    return {"sampled_peak_rss": peak, "rss_samples": samples, **report}
+    # Peak of each quarter of the run: memory that grows with the video keeps climbing quarter after
+    # quarter, a bounded working set levels off after the first.
+    quarters = [max(trace[i * len(trace) // 4 : (i + 1) * len(trace) // 4], default=0) for i in range(4)]
+    return {"sampled_peak_rss": peak, "rss_samples": samples, "peak_rss_by_quarter": quarters, **report}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             f"opening the mp4 alone adds {result['container_index_rss'] / MIB:.1f} MiB (demuxer set-up + sample index)",
             flush=True,
         )
+        quarters = " / ".join(f"{q / MIB:.1f}" for q in result["peak_rss_by_quarter"])
+        print(f"  peak RSS by quarter of the run: {quarters} MiB", flush=True)
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         growth = last["ru_maxrss"] - first["ru_maxrss"]

@@ -43,7 +43,7 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> str:
     return proc.stdout + proc.stderr
 
 
-def _fresh_copy(dest: Path, env: dict) -> None:
+def _fresh_copy(dest: Path, env: dict, params_update: dict | None = None) -> None:
     """What `git clone` of this working tree would give: tracked and not-ignored files only."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -55,7 +55,7 @@ def _fresh_copy(dest: Path, env: dict) -> None:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    for section, values in TINY.items():
+    for section, values in (params_update or TINY).items():
         params[section].update(values)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q", "-b", "main"], dest, env)
@@ -124,3 +124,25 @@ def test_dvc_repro_push_pull(tmp_path):
     assert "0 written, 4 kept" in out
     assert "Stage 'validate' didn't change, skipping" in out
     assert "Stage 'segment' didn't change, skipping" in out
+
+
+def test_dvc_repro_on_a_local_folder_of_mixed_files(tmp_path, media_zoo):
+    """A user's own folder, good files among broken ones: the pipeline finishes, quarantining the bad."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(home)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    _fresh_copy(proj, env, {
+        "acquire": {"source": "local", "local": {"path": str(media_zoo["root"])}, "workers": 1},
+        "validate": {"min_valid_fraction": 0.1, "workers": 1},
+        "segment": {"clip_seconds": 1.0, "short_side": 64, "workers": 1},
+    })
+    out = _run([sys.executable, "-m", "dvc", "repro"], proj, env)
+    assert "quarantined" in out
+    validate = yaml.safe_load((proj / "metrics/validate.json").read_text())
+    assert validate["total"] == len(list(Path(media_zoo["root"]).iterdir()))
+    assert validate["valid"] >= 5 and validate["quarantined"] > 0
+    index = pd.read_csv(proj / "data/clips/index.csv")
+    valid = pd.read_csv(proj / "data/validated/valid.csv")
+    assert set(index["video_id"]) == set(valid["video_id"])

@@ -142,18 +142,21 @@ def beep_onsets(samples: np.ndarray, sample_rate: int) -> list[float]:
     return onsets
 
 
+# Small and fast settings shared by the transcoder and stage tests.
+TEST_SEGMENT = dict(
+    clip_seconds=1.0,
+    fps=25,
+    short_side=32,
+    sample_rate=16000,
+    keyframe_interval=5,
+    crf=23,
+    preset="ultrafast",
+    threads=1,
+)
+
+
 def params(**overrides) -> SegmentParams:
-    base = dict(
-        clip_seconds=1.0,
-        fps=25,
-        short_side=32,
-        sample_rate=16000,
-        keyframe_interval=5,
-        crf=23,
-        preset="ultrafast",
-        threads=1,
-    )
-    return SegmentParams(**{**base, **overrides})
+    return SegmentParams(**{**TEST_SEGMENT, **overrides})
 
 
 # -- the transcoder ---------------------------------------------------------------------------------
@@ -390,17 +393,7 @@ def test_slice_annotation_resamples_boxes_and_shifts_events():
 
 
 def make_config(tmp_path: Path, **segment) -> Config:
-    base = dict(
-        clip_seconds=1.0,
-        fps=25,
-        short_side=32,
-        sample_rate=16000,
-        keyframe_interval=5,
-        crf=23,
-        preset="ultrafast",
-        threads=1,
-        workers=1,
-    )
+    base = {**TEST_SEGMENT, "workers": 1}
     paths = PathsConfig(
         validated_dir=str(tmp_path / "validated"),
         clips_dir=str(tmp_path / "clips"),

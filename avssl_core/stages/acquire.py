@@ -76,6 +76,8 @@ def source_fingerprint(frame: pd.DataFrame) -> str:
 
 def run_acquire(cfg: Config) -> dict:
     started = time.perf_counter()
+    # raw_dir is a DVC output even for sources that download nothing (a local folder): it must exist.
+    Path(cfg.paths.raw_dir).mkdir(parents=True, exist_ok=True)
     rows = list_source(cfg)
     if not rows:
         raise DataError(f"acquire: source {cfg.acquire.source!r} found no files ({_describe_source(cfg)})")
