@@ -37,3 +37,27 @@ def media_zoo(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("media")
     files = write_zoo(base / "root", base / "outside")
     return {**files, "root": base / "root", "outside": base / "outside"}
+
+
+@pytest.fixture(scope="session")
+def tiny_clips(tmp_path_factory) -> Path:
+    """index.csv of real segmented clips from the synthetic world: 8 videos (one per class) of 6 s at
+    64x64, cut into 3 s clips (16 clips, 16 kHz stereo WAV + H.264 mp4), via the real data stages."""
+    from avssl_core.config import load_config
+    from avssl_core.stages.acquire import run_acquire
+    from avssl_core.stages.segment import run_segment
+    from avssl_core.stages.validate import run_validate
+
+    root = tmp_path_factory.mktemp("tiny_clips")
+    cfg = load_config(None, [
+        f"paths.raw_dir={root / 'raw'}", f"paths.acquired_dir={root / 'acquired'}",
+        f"paths.validated_dir={root / 'validated'}", f"paths.clips_dir={root / 'clips'}",
+        f"paths.metrics_dir={root / 'metrics'}",
+        "synth.num_videos=8", "synth.duration_s=6.0", "synth.width=64", "synth.height=64",
+        "synth.workers=1", "acquire.workers=1", "validate.workers=1", "segment.workers=1",
+        "segment.clip_seconds=3.0", "segment.short_side=64",
+    ])
+    run_acquire(cfg)
+    run_validate(cfg)
+    run_segment(cfg)
+    return root / "clips" / "index.csv"

@@ -1,0 +1,113 @@
+"""The interface every pretraining method implements, so one trainer runs them all.
+
+A method owns its encoders, heads and loss, its presets, the pairs it wants (PairSpec) and how a raw
+sample becomes model input (``preprocess``, run in DataLoader workers). The trainer owns everything
+else: devices, precision, DDP, optimisation loop, checkpoints, logging.
+
+Raw sample (what the pair dataset yields before ``preprocess``):
+    {"video": uint8 tensor [T, H, W, 3],       # the video window, T = spec.video_frames
+     "audio": float32 tensor [C, S] in [-1, 1], # the audio window, C = spec.audio_channels
+     "label": int,                              # 1: in sync / corresponding, 0: negative
+     "kind": int,                               # avssl_core.pretext.spec.PairKind
+     "index": int}                              # position in the epoch's sample order
+``preprocess`` maps it to a dict of tensors (plus "label", "kind", "index" passed through); batches are
+those dicts stacked by the default collate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from avssl_core.pretext.spec import PairSpec
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor  # scalar, to backpropagate
+    metrics: dict[str, float]  # logged per step (detached floats): e.g. {"acc": 0.75}
+    # For pretext accuracy over a split: per-sample 1/0 correctness, and the pair kinds.
+    correct: torch.Tensor | None = None
+    kinds: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """The optimiser and schedule a method's paper uses; the trainer builds them."""
+
+    name: str  # "sgd" | "adam" | "adamw"
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "constant"  # "constant" | "cosine" | "plateau" (x0.1 when the loss stalls)
+    plateau_patience: int = 5  # epochs (AVTS: x0.1 when the loss fails to decrease for > 5 epochs)
+    warmup_steps: int = 0
+
+
+class PretrainMethod(nn.Module):
+    """Base class. Subclasses set ``name`` and ``PRESETS`` and implement the abstract methods."""
+
+    name: ClassVar[str] = ""
+    # preset name -> hyper-parameters (plain JSON-able values); at least "tiny" and "paper".
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, preset: str, **overrides: Any) -> None:
+        super().__init__()
+        if preset not in self.PRESETS:
+            raise ValueError(f"{self.name}: unknown preset {preset!r}; choose one of {sorted(self.PRESETS)}")
+        unknown = set(overrides) - set(self.PRESETS[preset])
+        if unknown:
+            raise ValueError(f"{self.name}: unknown hyper-parameters {sorted(unknown)}")
+        self.preset = preset
+        self.hparams: dict[str, Any] = {**self.PRESETS[preset], **overrides}
+
+    # -- identity, so a checkpoint from another method or an incompatible preset is refused ---------
+    def signature(self) -> dict[str, Any]:
+        return {"method": self.name, "preset": self.preset, "hparams_hash": hparams_hash(self.hparams)}
+
+    # -- what the data must look like ------------------------------------------------------------
+    def pair_spec(self) -> PairSpec:
+        raise NotImplementedError
+
+    def preprocess(self) -> Callable[[dict], dict]:
+        """A picklable callable: raw sample -> model inputs (runs in DataLoader workers)."""
+        raise NotImplementedError
+
+    # -- learning ---------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluation_step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
+        """Pretext prediction on held-out pairs; defaults to the training computation without grad."""
+        return self.training_step(batch)
+
+    def optim_spec(self) -> OptimSpec:
+        raise NotImplementedError
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for epoch-dependent state (e.g. a second training phase); state must be derivable from
+        the epoch so that resume stays exact."""
+
+    def uses_3d_convolutions(self) -> bool:
+        """True when channels_last_3d applies to the video network."""
+        return False
+
+
+def hparams_hash(hparams: dict[str, Any]) -> str:
+    blob = json.dumps(hparams, sort_keys=True, default=_plain)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    return str(obj)
