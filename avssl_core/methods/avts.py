@@ -1,0 +1,196 @@
+"""AVTS: audio-visual temporal synchronisation (Korbar, Tran & Torresani, NeurIPS 2018).
+
+An MC3 clip network and a VGG-like filterbank network map a video clip and the audio of the same
+duration to embeddings; the contrastive loss (AVTS Eq. 1) pulls in-sync pairs together and pushes
+out-of-sync pairs beyond a margin. Negatives follow the paper's curriculum: easy only, then 75% easy /
+25% hard (AVTS Sec. 2.4, Table 1). An optional second phase puts FC 512 -> FC 2 on the concatenated
+embeddings and fine-tunes everything with cross-entropy (AVTS Sec. 3.2).
+
+Before training, call ``fit_normalization(training_samples)``: the filterbank (and pixel) Z-norm
+statistics come from a random 20% of the training set (AVTS Sec. 3.1) and are stored as buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avssl_core.losses import contrastive_margin_loss, euclidean_distance
+from avssl_core.methods.base import OptimSpec, PretrainMethod, StepOutput
+from avssl_core.models.audio import VGG_AUDIO_CHANNELS, vgg_audio_encoder
+from avssl_core.models.features import ClipTransform, FeatureNormalizer, LogMelFilterbank, PairPreprocess
+from avssl_core.models.video import MC3_CHANNELS, mc3_video_encoder
+from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+
+_COMMON: dict[str, Any] = {
+    "sample_rate": 16000,  # the segment stage writes 16 kHz audio
+    "fft_size": 1024,  # AVTS Sec. 3.1 filterbank: FFT 1024, 40 filters, 0.02 s window, 0.01 s step
+    "num_filters": 40,
+    "window_s": 0.02,
+    "step_s": 0.01,
+    "crop_scales": [1.0, 0.875, 0.75, 0.66],  # multi-scale crop shares of the short side
+    "margin": 0.99,  # eta in AVTS Eq. 1 (Sec. 3.1)
+    "threshold": None,  # None: margin / 2 (see AVTS.threshold)
+    "positive_fraction": 0.5,  # AVTS Sec. 2.3: equal shares of positives and negatives
+    "hard_negative_gap_s": 0.5,  # AVTS Sec. 2.3: at least half a second between audio and video
+    "hard_share": 0.25,  # AVTS Sec. 2.4: 75% easy / 25% hard in the second curriculum stage
+    "optimizer": "sgd",  # AVTS Sec. 3.1
+    "momentum": 0.9,  # not stated in the paper: the usual value for SGD on video ResNets
+    "weight_decay": 1e-4,  # not stated in the paper
+    "plateau_patience": 5,  # AVTS Sec. 3.1: x0.1 when the loss fails to decrease for > 5 epochs
+    "finetune_ce_from_epoch": None,  # 0-based epoch where the cross-entropy phase starts; None: never
+    "head_dim": 512,  # AVTS Sec. 3.2: FC 512 then FC 2 on the concatenated embeddings
+}
+
+
+class AVTS(PretrainMethod):
+    name = "avts"
+    PRESETS = {
+        # 1 s windows at 8 fps, 56x56 crops from a 64-pixel short side, quarter-width networks: a few
+        # minutes of training on 2 CPU cores with the synthetic world's 64-128 px clips.
+        "tiny": {
+            **_COMMON,
+            "video_frames": 8,
+            "video_fps": 8.0,
+            "short_side": 64,
+            "crop_size": 56,
+            "video_channels": [16, 32, 64, 128],
+            "audio_channels": [16, 48, 96, 64, 64],
+            "audio_fc6_dim": 128,
+            "embed_dim": 128,
+            "lr": 0.01,
+            "epochs": 12,
+            "hard_from_epoch": 8,
+            "batch_size": 16,
+        },
+        # AVTS Sec. 3.1: 25-frame (1 s) clips, 112x112 crops from a 128-pixel short side, MC3-18 and
+        # the SyncNet audio net, 90 epochs, hard negatives from epoch 51 (0-based 50), 16 per GPU.
+        "paper": {
+            **_COMMON,
+            "video_frames": 25,
+            "video_fps": 25.0,
+            "short_side": 128,
+            "crop_size": 112,
+            "video_channels": list(MC3_CHANNELS),
+            "audio_channels": list(VGG_AUDIO_CHANNELS),
+            "audio_fc6_dim": 512,
+            "embed_dim": 512,  # MC3's pooled width; the paper gives no embedding size
+            "lr": 0.01,  # the paper picks it by grid search and does not report it
+            "epochs": 90,
+            "hard_from_epoch": 50,
+            "batch_size": 16,  # per device (the paper: 4 GPUs x 16)
+        },
+    }
+
+    def __init__(self, preset: str, **overrides: Any) -> None:
+        super().__init__(preset, **overrides)
+        hp = self.hparams
+        if hp["video_frames"] < 1 or hp["video_fps"] <= 0:
+            raise ValueError("avts: video_frames and video_fps must be positive")
+        self.video_net = mc3_video_encoder(channels=hp["video_channels"])
+        # The final FC on the video side (AVTS Sec. 2.5 mentions one of its own size): maps the pooled
+        # MC3 features to the shared embedding space, a linear output like the audio net's fc7.
+        self.video_fc = nn.Linear(self.video_net.out_dim, hp["embed_dim"])
+        self.audio_net = vgg_audio_encoder(embed_dim=hp["embed_dim"], channels=hp["audio_channels"],
+                                           fc6_dim=hp["audio_fc6_dim"])
+        self.normalizer = FeatureNormalizer(hp["num_filters"])
+        # The cross-entropy head exists only when a run schedules that phase, so a contrastive-only
+        # run has no parameters that never get a gradient (DDP would otherwise need
+        # find_unused_parameters).
+        self.head = None
+        if hp["finetune_ce_from_epoch"] is not None:
+            self.head = nn.Sequential(nn.Linear(2 * hp["embed_dim"], hp["head_dim"]), nn.ReLU(inplace=True),
+                                      nn.Linear(hp["head_dim"], 2))
+        self.phase = "contrastive"
+
+    # -- data -----------------------------------------------------------------------------------
+    @property
+    def window_seconds(self) -> float:
+        return self.hparams["video_frames"] / self.hparams["video_fps"]
+
+    def pair_spec(self) -> PairSpec:
+        hp = self.hparams
+        curriculum = [CurriculumStage(0, NegativeMix(easy=1.0))]
+        if hp["hard_from_epoch"] is not None:
+            curriculum.append(CurriculumStage(hp["hard_from_epoch"], NegativeMix(
+                easy=1.0 - hp["hard_share"], hard=hp["hard_share"])))
+        return PairSpec(
+            video_frames=hp["video_frames"], video_fps=hp["video_fps"],
+            audio_seconds=self.window_seconds,  # AVTS Sec. 2.1: audio and video span the same time
+            positive_fraction=hp["positive_fraction"], curriculum=tuple(curriculum),
+            hard_negative_gap_s=hp["hard_negative_gap_s"], audio_channels=1,
+            audio_sample_rate=hp["sample_rate"])
+
+    def audio_features(self) -> LogMelFilterbank:
+        hp = self.hparams
+        return LogMelFilterbank(sample_rate=hp["sample_rate"], n_fft=hp["fft_size"], window_s=hp["window_s"],
+                                step_s=hp["step_s"], num_filters=hp["num_filters"])
+
+    def fit_normalization(self, samples: Iterable[dict] | Sequence[dict], *, fraction: float = 0.2,
+                          seed: int = 0) -> dict[str, Any]:
+        """Estimate the Z-norm statistics from a random ``fraction`` of raw training samples (AVTS Sec.
+        3.1: 20%) and keep them as buffers. Pass a dataset (len + indexing) to decode only that share."""
+        return self.normalizer.fit(samples, audio_features=self.audio_features(), fraction=fraction,
+                                   seed=seed, band_dim=-1)
+
+    def preprocess(self, *, train: bool = True) -> PairPreprocess:
+        hp = self.hparams
+        stats = self.normalizer.snapshot()
+        clip = ClipTransform(short_side=hp["short_side"], size=hp["crop_size"], train=train,
+                             mean=stats["video_mean"], std=stats["video_std"], scales=hp["crop_scales"])
+        return PairPreprocess(clip=clip, audio_features=self.audio_features(), audio_mean=stats["audio_mean"],
+                              audio_std=stats["audio_std"], band_dim=-1,
+                              num_samples=round(self.window_seconds * hp["sample_rate"]), single_frame=False)
+
+    # -- model ----------------------------------------------------------------------------------
+    def embed_video(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, 3, T, H, W] clips -> [B, embed_dim]."""
+        return self.video_fc(self.video_net(batch["video"]))
+
+    def embed_audio(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, 1, frames, bands] normalised filterbanks -> [B, embed_dim]."""
+        return self.audio_net(batch["audio"])
+
+    @property
+    def threshold(self) -> float:
+        """Distance below which a pair is called in sync (AVTS Sec. 2.2, tau). The paper does not give
+        its value; by default the middle of [0, margin], the two targets of the contrastive loss."""
+        tau = self.hparams["threshold"]
+        return self.hparams["margin"] / 2 if tau is None else float(tau)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        start = self.hparams["finetune_ce_from_epoch"]
+        self.phase = "finetune_ce" if start is not None and epoch >= start else "contrastive"
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
+        label = batch["label"].long()
+        f_v, f_a = self.embed_video(batch), self.embed_audio(batch)
+        dist = euclidean_distance(f_v, f_a)
+        if self.phase == "finetune_ce":
+            logits = self.head(torch.cat([f_v, f_a], dim=1))
+            loss = F.cross_entropy(logits, label)
+            predicted = logits.argmax(dim=1)
+        else:
+            loss = contrastive_margin_loss(dist, label, self.hparams["margin"])
+            predicted = (dist < self.threshold).long()
+        correct = (predicted == label).long().detach()
+        metrics = {"loss": float(loss.detach()), "acc": float(correct.float().mean())}
+        d = dist.detach()
+        if bool((label == 1).any()):
+            metrics["dist_pos"] = float(d[label == 1].mean())
+        if bool((label == 0).any()):
+            metrics["dist_neg"] = float(d[label == 0].mean())
+        return StepOutput(loss=loss, metrics=metrics, correct=correct, kinds=batch.get("kind"))
+
+    def optim_spec(self) -> OptimSpec:
+        hp = self.hparams
+        return OptimSpec(name=hp["optimizer"], lr=hp["lr"], momentum=hp["momentum"],
+                         weight_decay=hp["weight_decay"], schedule="plateau",
+                         plateau_patience=hp["plateau_patience"])
+
+    def uses_3d_convolutions(self) -> bool:
+        return True

@@ -1,0 +1,48 @@
+"""The registry of pretraining methods, and their parameter counts.
+
+``python -m avssl_core.methods.registry`` prints the parameter counts of every method and preset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from avssl_core.methods.avc import AVC
+from avssl_core.methods.avts import AVTS
+from avssl_core.methods.base import PretrainMethod
+
+METHODS: dict[str, type[PretrainMethod]] = {"avts": AVTS, "avc": AVC}
+
+
+def build_method(name: str, preset: str, **overrides: Any) -> PretrainMethod:
+    """The method ``name`` with preset ``preset`` and hyper-parameter ``overrides``."""
+    if name not in METHODS:
+        raise ValueError(f"unknown pretraining method {name!r}; choose one of {sorted(METHODS)}")
+    return METHODS[name](preset, **overrides)
+
+
+def _count(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def parameter_counts(method: PretrainMethod) -> dict[str, int]:
+    """Trainable parameters of the video network (with its final FC, where the method adds one), the
+    audio network, everything else (heads, distance calibration), and the total."""
+    video = _count(method.video_net) + _count(getattr(method, "video_fc", None))
+    audio = _count(method.audio_net)
+    total = _count(method)
+    return {"video": video, "audio": audio, "other": total - video - audio, "total": total}
+
+
+def main() -> None:
+    print(f"{'method':<6} {'preset':<7} {'video':>12} {'audio':>12} {'other':>8} {'total':>12}")
+    for name, cls in METHODS.items():
+        for preset in cls.PRESETS:
+            c = parameter_counts(build_method(name, preset))
+            print(f"{name:<6} {preset:<7} {c['video']:>12,} {c['audio']:>12,} {c['other']:>8,} {c['total']:>12,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Encoder inputs: audio features (AVTS log filterbank, AVC log spectrogram), video crops, and the
+Z-normalisation statistics estimated from a random share of the training set.
+
+Everything here that runs in DataLoader workers is a small picklable class (no lambdas, no closures).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+# Kinetics RGB statistics used by torchvision's video models: the default before (or instead of)
+# estimating the project's own from the training set.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+LOG_FLOOR = 1e-8  # power floor before the log, so digital silence stays finite
+
+
+def mono(audio: torch.Tensor) -> torch.Tensor:
+    """[C, S] or [S] -> [1, S] by averaging channels (both methods use mono audio)."""
+    if audio.dim() == 1:
+        return audio.unsqueeze(0)
+    if audio.dim() != 2:
+        raise ValueError(f"audio must be [C, S], got shape {tuple(audio.shape)}")
+    return audio.mean(dim=0, keepdim=True)
+
+
+def fit_length(audio: torch.Tensor, num_samples: int, *, tolerance: int) -> torch.Tensor:
+    """Trim or edge-extend [C, S] audio to exactly ``num_samples`` when it is off by at most
+    ``tolerance`` samples (window rounding); a larger mismatch (a wrong sample rate, a truncated
+    window) is an error, not something to pad over."""
+    have = audio.shape[-1]
+    if abs(have - num_samples) > tolerance:
+        raise ValueError(f"audio window has {have} samples, expected {num_samples} (+-{tolerance}); "
+                         "is the sample rate the one the method's PairSpec asks for?")
+    if have >= num_samples:
+        return audio[..., :num_samples]
+    return F.pad(audio.unsqueeze(0), (0, num_samples - have), mode="replicate").squeeze(0)
+
+
+class LogMelFilterbank:
+    """AVTS audio features (AVTS Sec. 3.1): log energies of 40 mel filters over an FFT of 1024 points,
+    20 ms windows every 10 ms. Returns [1, frames, bands] (time first, the VGG net's layout).
+
+    ``torchaudio.compliance.kaldi.fbank`` cannot do this at 16 kHz: its FFT length is the window
+    length rounded up to a power of two (320 -> 512 samples), with no option for 1024. So this uses
+    ``torchaudio.transforms.MelSpectrogram`` with n_fft=1024 and a 20 ms Hamming window zero-padded
+    to the FFT length (the spectral sampling AVTS asks for), centred frames: 1 s at 16 kHz gives
+    1 + 16000 // 160 = 101 frames.
+    """
+
+    def __init__(self, *, sample_rate: int, n_fft: int = 1024, window_s: float = 0.02,
+                 step_s: float = 0.01, num_filters: int = 40) -> None:
+        self.sample_rate = sample_rate
+        self.hop = round(step_s * sample_rate)
+        self.num_filters = num_filters
+        self.transform = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, win_length=round(window_s * sample_rate),
+            hop_length=self.hop, n_mels=num_filters, window_fn=torch.hamming_window, power=2.0,
+            center=True, mel_scale="htk")
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        mel = self.transform(mono(audio).float())  # [1, bands, frames]
+        return torch.log(mel.clamp_min(LOG_FLOOR)).transpose(1, 2).contiguous()
+
+
+class LogSpectrogram:
+    """AVC audio features: log power spectrogram [1, freq, frames] of 1 s of audio. The AVC paper
+    (Sec. II) says only "1-second audio segments" fed as a spectrogram; the settings follow its
+    references (L3-Net / Objects that Sound: a 257-bin log spectrogram, about 100 frames per second):
+    n_fft 512, 20 ms Hann window, 10 ms step at 16 kHz -> [1, 257, 101]."""
+
+    def __init__(self, *, sample_rate: int, n_fft: int = 512, window_s: float = 0.02,
+                 step_s: float = 0.01) -> None:
+        self.sample_rate = sample_rate
+        self.hop = round(step_s * sample_rate)
+        self.num_filters = n_fft // 2 + 1
+        win_length = round(window_s * sample_rate)
+        if win_length > n_fft:
+            raise ValueError(f"spectrogram window of {win_length} samples exceeds n_fft={n_fft}")
+        self.transform = torchaudio.transforms.Spectrogram(
+            n_fft=n_fft, win_length=win_length, hop_length=self.hop, power=2.0,
+            center=True)
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.transform(mono(audio).float()).clamp_min(LOG_FLOOR))
+
+
+# --------------------------------------------------------------------------------------------------
+# Z-normalisation statistics
+
+
+def select_fraction(samples: Iterable[dict] | Sequence[dict], *, fraction: float,
+                    seed: int) -> Iterable[dict]:
+    """A random ``fraction`` of ``samples``, reproducible from ``seed``. A sized, indexable dataset is
+    read only at the chosen indices (decoding is the expensive part); a plain iterable is thinned by
+    a seeded coin per item."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    gen = torch.Generator().manual_seed(seed)
+    if hasattr(samples, "__len__") and hasattr(samples, "__getitem__"):
+        n = len(samples)  # type: ignore[arg-type]
+        k = max(1, math.ceil(fraction * n))
+        for i in sorted(torch.randperm(n, generator=gen)[:k].tolist()):
+            yield samples[i]  # type: ignore[index]
+        return
+    for sample in samples:
+        if torch.rand((), generator=gen).item() < fraction:
+            yield sample
+
+
+def estimate_feature_stats(samples: Iterable[dict] | Sequence[dict], *,
+                           audio_features: Callable[[torch.Tensor], torch.Tensor],
+                           fraction: float = 0.2, seed: int = 0,
+                           band_dim: int = -1) -> dict[str, Any]:
+    """Mean and standard deviation of the audio features (one per band) and of the video pixels (one
+    per RGB channel, in [0, 1]) over a random ``fraction`` of raw samples (AVTS Sec. 3.1: 20% of the
+    training set). ``band_dim`` is the feature axis holding the bands (-1 for [1, frames, bands]).
+    Accumulates in float64 so millions of values do not lose precision."""
+    a_sum = a_sq = v_sum = v_sq = None
+    a_count = v_count = 0
+    used = 0
+    for sample in select_fraction(samples, fraction=fraction, seed=seed):
+        feats = audio_features(sample["audio"]).double().movedim(band_dim, -1)
+        feats = feats.reshape(-1, feats.shape[-1])
+        video = sample["video"].double().div(255.0).reshape(-1, 3)  # [T*H*W, 3]
+        if a_sum is None:
+            a_sum, a_sq = feats.sum(0), feats.pow(2).sum(0)
+            v_sum, v_sq = video.sum(0), video.pow(2).sum(0)
+        else:
+            a_sum += feats.sum(0)
+            a_sq += feats.pow(2).sum(0)
+            v_sum += video.sum(0)
+            v_sq += video.pow(2).sum(0)
+        a_count += feats.shape[0]
+        v_count += video.shape[0]
+        used += 1
+    if used == 0:
+        raise ValueError("estimate_feature_stats: the sample selection is empty (no samples, or a "
+                         "fraction too small for a stream this short)")
+
+    def moments(total: torch.Tensor, squares: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = total / count
+        std = (squares / count - mean.pow(2)).clamp_min(0).sqrt().clamp_min(1e-5)
+        return mean.float(), std.float()
+
+    audio_mean, audio_std = moments(a_sum, a_sq, a_count)
+    video_mean, video_std = moments(v_sum, v_sq, v_count)
+    return {"audio_mean": audio_mean, "audio_std": audio_std, "video_mean": video_mean,
+            "video_std": video_std, "num_samples": used}
+
+
+class FeatureNormalizer(nn.Module):
+    """Z-normalisation statistics kept as buffers, so they travel in checkpoints with the weights.
+
+    Until ``fit`` runs, ``fitted`` is False; methods refuse to build their preprocessing then, rather
+    than train on unnormalised features.
+    """
+
+    def __init__(self, num_bands: int) -> None:
+        super().__init__()
+        self.register_buffer("audio_mean", torch.zeros(num_bands))
+        self.register_buffer("audio_std", torch.ones(num_bands))
+        self.register_buffer("video_mean", torch.tensor(KINETICS_MEAN))
+        self.register_buffer("video_std", torch.tensor(KINETICS_STD))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def fit(self, samples: Iterable[dict] | Sequence[dict], *,
+            audio_features: Callable[[torch.Tensor], torch.Tensor], fraction: float, seed: int,
+            band_dim: int) -> dict[str, Any]:
+        stats = estimate_feature_stats(samples, audio_features=audio_features, fraction=fraction,
+                                       seed=seed, band_dim=band_dim)
+        if stats["audio_mean"].numel() != self.audio_mean.numel():
+            raise ValueError(f"features have {stats['audio_mean'].numel()} bands, the method expects "
+                             f"{self.audio_mean.numel()}")
+        for key in ("audio_mean", "audio_std", "video_mean", "video_std"):
+            getattr(self, key).copy_(stats[key])
+        self.fitted.fill_(True)
+        return stats
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """CPU copies for a preprocessing object that runs in other processes."""
+        if not bool(self.fitted):
+            raise RuntimeError("normalisation statistics are not fitted: call "
+                               "method.fit_normalization(training_samples) before preprocess()")
+        return {k: getattr(self, k).detach().cpu().clone()
+                for k in ("audio_mean", "audio_std", "video_mean", "video_std")}
+
+
+# --------------------------------------------------------------------------------------------------
+# Video
+
+
+class ClipTransform:
+    """uint8 frames [T, H, W, 3] -> normalised float [3, T, size, size].
+
+    Training (AVTS Sec. 3.1: multi-scale random crop, random horizontal flip, Z normalisation): a
+    square whose side is a random share (``scales``) of the short side after resizing it to
+    ``short_side`` is cropped at a random place, resized to ``size`` and flipped with probability
+    1/2. Evaluation: the centre ``size`` square after the short-side resize. The same crop and flip
+    apply to every frame of a clip. The resize and crop are done as one interpolation of the source
+    region, which is equivalent and cheaper than resizing the whole frame first.
+    """
+
+    def __init__(self, *, short_side: int, size: int, train: bool, mean: torch.Tensor,
+                 std: torch.Tensor, scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66)) -> None:
+        if size > short_side:
+            raise ValueError(f"crop size {size} exceeds the resized short side {short_side}")
+        self.short_side, self.size, self.train = short_side, size, train
+        self.scales = tuple(scales)
+        self.mean = mean.reshape(3, 1, 1, 1).float()
+        self.std = std.reshape(3, 1, 1, 1).float()
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dim() != 4 or video.shape[-1] != 3 or video.dtype != torch.uint8:
+            raise ValueError(f"video must be uint8 [T, H, W, 3], got {video.dtype} {tuple(video.shape)}")
+        _, h, w, _ = video.shape
+        to_source = min(h, w) / self.short_side  # resized-image pixels -> source pixels
+        if self.train:
+            share = self.scales[int(torch.randint(len(self.scales), ()).item())]
+            side = min(round(self.short_side * share * to_source), h, w)
+            top = int(torch.randint(h - side + 1, ()).item())
+            left = int(torch.randint(w - side + 1, ()).item())
+            flip = bool(torch.rand(()).item() < 0.5)
+        else:
+            side = min(round(self.size * to_source), h, w)
+            top, left, flip = (h - side) // 2, (w - side) // 2, False
+        x = video[:, top:top + side, left:left + side].permute(0, 3, 1, 2).float().div_(255.0)
+        if side != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                              antialias=side > self.size)
+        if flip:
+            x = x.flip(-1)
+        x = x.permute(1, 0, 2, 3)  # [3, T, size, size]
+        return ((x - self.mean) / self.std).contiguous()
+
+
+# --------------------------------------------------------------------------------------------------
+# Raw pair -> model inputs
+
+
+class PairPreprocess:
+    """Raw sample (see avssl_core.methods.base) -> {"video", "audio", "label", "kind", "index"}.
+
+    Holds CPU copies of the normalisation statistics, so it works unchanged in DataLoader worker
+    processes. ``single_frame``: keep only the centre frame of the video window and return it as an
+    image [3, H, W] (AVC); otherwise the clip [3, T, H, W] (AVTS). ``band_dim`` is the axis of the
+    audio features that holds the bands, where the per-band statistics apply.
+    """
+
+    def __init__(self, *, clip: ClipTransform, audio_features: LogMelFilterbank | LogSpectrogram,
+                 audio_mean: torch.Tensor, audio_std: torch.Tensor, band_dim: int, num_samples: int,
+                 single_frame: bool) -> None:
+        self.clip, self.audio_features = clip, audio_features
+        self.num_samples, self.single_frame = num_samples, single_frame
+        shape = [1, 1, 1]
+        shape[band_dim] = -1
+        self.audio_mean = audio_mean.reshape(shape).float()
+        self.audio_std = audio_std.reshape(shape).float()
+
+    def __call__(self, sample: dict) -> dict:
+        video = sample["video"]
+        if self.single_frame:
+            middle = video.shape[0] // 2
+            video = self.clip(video[middle:middle + 1])[:, 0]
+        else:
+            video = self.clip(video)
+        # Up to half a feature step of rounding in the window length is absorbed; more is an error.
+        audio = fit_length(mono(sample["audio"]), self.num_samples,
+                           tolerance=self.audio_features.hop // 2)
+        audio = (self.audio_features(audio) - self.audio_mean) / self.audio_std
+        return {"video": video, "audio": audio, "label": int(sample["label"]),
+                "kind": int(sample["kind"]), "index": int(sample["index"])}

@@ -1,0 +1,109 @@
+"""The pair dataset: index -> recipe -> decoded raw sample -> the method's ``preprocess``, in the worker.
+
+Item ``i`` is pair ``i`` of the current epoch (``set_epoch``), or of the epoch given with it when the
+index is an ``(epoch, i)`` pair (ResumableDistributedSampler(with_epoch=True), for persistent workers).
+A pair whose files cannot be decoded is not replaced or zero-filled: the item is a ``FailedSample`` naming
+the file and the reason, and ``collate_skipping_failures`` leaves it out of the batch and lists it under
+``batch["_failed"]`` so the trainer can count failures and stop when there are too many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from avssl_core.pretext.decode import DecodeError, VideoFrameReader, read_audio_window
+from avssl_core.pretext.epoch_order import PAD_INDEX
+from avssl_core.pretext.sampling import PairRecipe, PairSampler
+
+FAILED_KEY = "_failed"
+
+
+@dataclass(frozen=True)
+class FailedSample:
+    """An item that could not be decoded: which pair, which file, why."""
+
+    index: int
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PaddingSample:
+    """The distributed sampler's padding position: no sample, not a failure."""
+
+
+class PairDataset(Dataset):
+    """Map-style dataset of decoded pairs; ``len`` is the sampler's ``samples_per_epoch``."""
+
+    def __init__(self, sampler: PairSampler, *, preprocess: Callable[[dict], dict] | None = None,
+                 epoch: int = 0, seek_mode: str = "exact", decoder_cache_size: int = 8) -> None:
+        self.sampler = sampler
+        self.spec = sampler.spec
+        self.preprocess = preprocess
+        self.epoch = epoch
+        self.frames = VideoFrameReader(capacity=decoder_cache_size, seek_mode=seek_mode)
+        self.failures: list[FailedSample] = []  # this process's failures; workers report through the collate
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.sampler.samples_per_epoch
+
+    def __getitem__(self, item: int | tuple[int, int]) -> dict | FailedSample | PaddingSample:
+        epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
+        if i == PAD_INDEX:
+            return PaddingSample()
+        recipe = self.sampler.recipe(epoch, i)
+        try:
+            sample = self.raw_sample(recipe)
+        except DecodeError as exc:
+            failure = FailedSample(index=i, path=exc.path, reason=exc.reason)
+            self.failures.append(failure)
+            return failure
+        return self.preprocess(sample) if self.preprocess is not None else sample
+
+    def raw_sample(self, recipe: PairRecipe) -> dict[str, Any]:
+        """Decode a recipe into the raw-sample format of avssl_core.methods.base (raises DecodeError)."""
+        index, spec = self.sampler.index, self.spec
+        video = self.frames.read(str(index.video_path[recipe.video_row]), recipe.frame_indices)
+        c = recipe.audio_row
+        clip_rate = int(index.sample_rate[c])
+        target_rate = spec.audio_sample_rate or clip_rate
+        audio = read_audio_window(
+            str(index.audio_path[c]), recipe.audio_start_sample, recipe.audio_num_samples,
+            channels=spec.audio_channels, clip_rate=clip_rate, target_rate=target_rate,
+            target_len=round(spec.audio_seconds * target_rate))
+        return {"video": video, "audio": audio, "label": recipe.label, "kind": int(recipe.kind),
+                "index": recipe.index}
+
+
+def collate_skipping_failures(batch: list) -> dict:
+    """Stack the decoded items; list the failed ones under ``batch["_failed"]``; drop padding silently.
+
+    ``batch["_failed"] = {"num_failed": n, "failed": [paths], "reasons": [messages], "indices": [i]}``
+    is always present (n may be 0). When nothing decoded, the batch holds only that key.
+    """
+    failed = [item for item in batch if isinstance(item, FailedSample) or item is None]
+    good = [item for item in batch if isinstance(item, dict)]
+    collated: dict = default_collate(good) if good else {}
+    collated[FAILED_KEY] = {
+        "num_failed": len(failed),
+        "failed": [f.path if f is not None else "?" for f in failed],
+        "reasons": [f.reason if f is not None else "dataset returned None" for f in failed],
+        "indices": [f.index if f is not None else -1 for f in failed],
+    }
+    return collated
+
+
+def batch_size_of(batch: dict) -> int:
+    """Samples in a collated batch (0 when every item failed or was padding)."""
+    for key, value in batch.items():
+        if key != FAILED_KEY and isinstance(value, torch.Tensor):
+            return int(value.shape[0])
+    return 0

@@ -1,0 +1,120 @@
+"""Decode exactly the frames and samples a pair needs, and nothing else.
+
+Video: torchcodec's VideoDecoder, kept open in a small per-process LRU cache (opening a file costs about
+as much as decoding a short window, and consecutive pairs often share a clip). Audio: clips are PCM WAV, so
+a window is a seek plus one read through the standard ``wave`` module.
+"""
+
+from __future__ import annotations
+
+import os
+import wave
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torchaudio.functional as audio_functional
+from torchcodec.decoders import VideoDecoder
+
+
+class DecodeError(Exception):
+    """A clip file could not give the requested frames or samples; ``path`` and ``reason`` say which, why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)  # both in args, so the error pickles across processes
+        self.path, self.reason = path, reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class VideoFrameReader:
+    """Reads given frames of mp4 clips as uint8 [T, H, W, 3], keeping up to ``capacity`` decoders open.
+
+    ``seek_mode="exact"`` scans the file once when it is opened (cheap for short clips) so that frame i is
+    always frame i; "approximate" trusts the container's metadata.
+    """
+
+    def __init__(self, capacity: int = 8, seek_mode: str = "exact") -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity, self.seek_mode = capacity, seek_mode
+        self._decoders: OrderedDict[str, VideoDecoder] = OrderedDict()
+        self._owner_pid = os.getpid()
+
+    def _decoder(self, path: str) -> VideoDecoder:
+        if self._owner_pid != os.getpid():
+            # A forked worker inherited the parent's open decoders, whose file offsets it would share
+            # with its sibling workers: start afresh instead.
+            self._decoders, self._owner_pid = OrderedDict(), os.getpid()
+        decoder = self._decoders.get(path)
+        if decoder is not None:
+            self._decoders.move_to_end(path)
+            return decoder
+        decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode=self.seek_mode, num_ffmpeg_threads=1)
+        self._decoders[path] = decoder
+        if len(self._decoders) > self.capacity:
+            self._decoders.popitem(last=False)
+        return decoder
+
+    def read(self, path: str, frame_indices: Sequence[int]) -> torch.Tensor:
+        try:
+            decoder = self._decoder(path)
+            available = decoder.metadata.num_frames
+            if available is not None and max(frame_indices) >= available:
+                raise DecodeError(path, f"frame {max(frame_indices)} requested, the file has {available}")
+            frames = decoder.get_frames_at(list(frame_indices)).data
+        except DecodeError:
+            self._decoders.pop(path, None)
+            raise
+        except Exception as exc:  # torchcodec raises RuntimeError/ValueError with FFmpeg's reason
+            self._decoders.pop(path, None)
+            raise DecodeError(path, f"video decode failed: {exc}") from exc
+        if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise DecodeError(path, f"decoded frames have shape {tuple(frames.shape)} {frames.dtype}, "
+                              "expected uint8 [T, H, W, 3]")
+        return frames
+
+    def __getstate__(self) -> dict:
+        # Open decoders do not cross process boundaries; each worker opens its own.
+        return {"capacity": self.capacity, "seek_mode": self.seek_mode, "_decoders": OrderedDict(),
+                "_owner_pid": -1}
+
+
+def read_wav_window(path: str, start: int, count: int) -> np.ndarray:
+    """Samples ``start:start+count`` of a 16-bit PCM WAV as int16 [count, channels], reading only those."""
+    try:
+        with wave.open(path, "rb") as wav:
+            if wav.getsampwidth() != 2:
+                raise DecodeError(path, f"{8 * wav.getsampwidth()}-bit WAV, expected 16-bit PCM")
+            channels, total = wav.getnchannels(), wav.getnframes()
+            if start < 0 or start + count > total:
+                raise DecodeError(path, f"samples {start}..{start + count} requested, the file has {total}")
+            wav.setpos(start)
+            raw = wav.readframes(count)
+    except (wave.Error, EOFError, OSError) as exc:
+        raise DecodeError(path, f"WAV read failed: {exc}") from exc
+    samples = np.frombuffer(raw, dtype="<i2")
+    if samples.size != count * channels:
+        got = samples.size // max(channels, 1)
+        raise DecodeError(path, f"read {got} samples of {count} (truncated file?)")
+    return samples.reshape(count, channels)
+
+
+def read_audio_window(path: str, start: int, count: int, *, channels: int, clip_rate: int,
+                      target_rate: int | None, target_len: int) -> torch.Tensor:
+    """An audio window as float32 [channels, target_len] in [-1, 1]: mono by averaging, resampled if asked."""
+    samples = read_wav_window(path, start, count)
+    waveform = torch.from_numpy(samples.T.astype(np.float32) / 32768.0)
+    if channels == 1 and waveform.shape[0] > 1:
+        waveform = waveform.mean(dim=0, keepdim=True)
+    elif waveform.shape[0] < channels:
+        raise DecodeError(path, f"{waveform.shape[0]} audio channel(s), {channels} wanted")
+    else:
+        waveform = waveform[:channels]
+    if target_rate is not None and target_rate != clip_rate:
+        waveform = audio_functional.resample(waveform, clip_rate, target_rate)
+    if waveform.shape[1] < target_len:
+        raise DecodeError(path, f"audio window has {waveform.shape[1]} samples, {target_len} wanted")
+    return waveform[:, :target_len].contiguous()
