@@ -40,6 +40,12 @@ def _stage_segment(cfg, args):
     return run_segment(cfg)
 
 
+def _stage_pretrain(cfg, args):
+    from avssl_core.stages.pretrain import run_pretrain
+
+    return run_pretrain(cfg, args.method, args.preset)
+
+
 def _stage_data(cfg, args):
     return {
         "acquire": _stage_acquire(cfg, args),
@@ -54,6 +60,7 @@ STAGES = {
     "validate": (_stage_validate, "check videos with Great Expectations; quarantine the bad ones"),
     "segment": (_stage_segment, "cut valid videos into fixed-length clips with aligned audio"),
     "data": (_stage_data, "acquire, validate and segment in one go"),
+    "pretrain": (_stage_pretrain, "pretrain a method on the clips (resumes from its latest checkpoint)"),
 }
 
 
@@ -74,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text)
         if name == "synth":
             sp.add_argument("--out", help="output folder (default: <paths.raw_dir>/synthetic)")
+        if name == "pretrain":
+            sp.add_argument("--method", help="avts | avc (default: pretrain.method)")
+            sp.add_argument("--preset", help="tiny | paper (default: pretrain.preset)")
     return parser
 
 

@@ -129,6 +129,63 @@ class SegmentConfig:
     workers: int = 2
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """The trainer's settings (avssl_core/train/trainer.py); the pretrain stage fills epochs and batch
+    size from the method's preset unless params.yaml sets them."""
+
+    epochs: int | None = None  # None: the method preset's (the pretrain stage fills it in)
+    batch_size: int | None = None  # per process (None: the preset's); global = this * world * grad_accum
+    grad_accum_steps: int = 1
+    num_workers: int = 0  # DataLoader worker processes per training process
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA, GradScaler)
+    compile: bool = False  # torch.compile the training step
+    channels_last_3d: bool = False  # model and 5-D inputs in channels_last_3d, for methods with 3-D convs
+    checkpoint_every_steps: int = 500  # optimizer steps; a checkpoint is also written at each epoch end
+    keep_checkpoints: int = 3  # newest checkpoints kept; <= 0 keeps all
+    log_every_steps: int = 10
+    max_failed_fraction: float = 0.05  # stop when more undecodable samples than this share ...
+    min_samples_before_failure_check: int = 20  # ... once at least this many samples were drawn
+    deterministic: bool = False  # deterministic kernels (slower), for bit-exact reruns and resumes
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs); schedules still span all epochs
+    progress: bool = True  # tqdm bar on the main process
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "grad_accum_steps", "checkpoint_every_steps", "log_every_steps")
+        for name in positive:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if not 0.0 <= self.max_failed_fraction <= 1.0:
+            raise ConfigError(f"train.max_failed_fraction must be in [0, 1], got {self.max_failed_fraction}")
+        if self.max_steps is not None and self.max_steps < 0:
+            raise ConfigError(f"train.max_steps must be >= 0, got {self.max_steps}")
+
+
+@dataclass
+class PretrainConfig:
+    """The pretrain stage: which method and preset, on which clips, and the trainer's settings."""
+
+    method: str = "avts"  # what `avssl pretrain` trains when --method is not given
+    preset: str = "tiny"  # tiny | paper
+    methods: list[str] = field(default_factory=lambda: ["avts", "avc"])  # what dvc.yaml trains
+    out_dir: str = "data/pretrain"  # runs go to <out_dir>/<method>/
+    train_split: str = "train"
+    val_split: str = "val"
+    pairs_per_clip: int = 4  # training pairs drawn per clip in an epoch
+    val_pairs: int = 256  # fixed, seeded held-out pairs for pretext accuracy
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> preset overrides
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
 @dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -136,6 +193,7 @@ class Config:
     acquire: AcquireConfig = field(default_factory=AcquireConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     @property
     def min_duration_s(self) -> float:

@@ -23,6 +23,9 @@ TINY = {
     "segment": {"clip_seconds": 2.0, "short_side": 64, "workers": 1},
     "acquire": {"workers": 1},
     "validate": {"workers": 1},
+    # Two optimizer steps per method; the 4 videos are all in the train split, so hold out from it.
+    "pretrain": {"val_split": "train", "val_pairs": 8, "pairs_per_clip": 1,
+                 "train": {"batch_size": 4, "epochs": 1, "max_steps": 2, "progress": False}},
 }
 
 
@@ -73,10 +76,13 @@ def test_dvc_repro_push_pull(tmp_path):
     dvc = [sys.executable, "-m", "dvc"]
 
     out = _run([*dvc, "repro"], proj, env)
-    for stage in ("acquire", "validate", "segment"):
+    for stage in ("acquire", "validate", "segment", "pretrain@avts", "pretrain@avc"):
         assert f"Running stage '{stage}'" in out
     lock = yaml.safe_load((proj / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"acquire", "validate", "segment"}
+    assert set(lock["stages"]) == {"acquire", "validate", "segment", "pretrain@avts", "pretrain@avc"}
+    for method in ("avts", "avc"):
+        assert (proj / f"data/pretrain/{method}/model.pt").is_file()
+        assert (proj / f"metrics/pretrain_{method}.json").is_file()
 
     index = pd.read_csv(proj / "data/clips/index.csv")
     # 4 videos of 5 s cut into 2 s clips: 2 clips each, the 1 s tails discarded.
@@ -88,6 +94,7 @@ def test_dvc_repro_push_pull(tmp_path):
     out = _run([*dvc, "repro"], proj, env)
     assert "Stage 'validate' didn't change, skipping" in out
     assert "Stage 'segment' didn't change, skipping" in out
+    assert "Stage 'pretrain@avc' didn't change, skipping" in out
 
     # An encoding parameter changes: only segment reruns.
     params = yaml.safe_load((proj / "params.yaml").read_text())
@@ -138,7 +145,8 @@ def test_dvc_repro_on_a_local_folder_of_mixed_files(tmp_path, media_zoo):
         "validate": {"min_valid_fraction": 0.1, "workers": 1},
         "segment": {"clip_seconds": 1.0, "short_side": 64, "workers": 1},
     })
-    out = _run([sys.executable, "-m", "dvc", "repro"], proj, env)
+    # Up to segment: these files carry no labels or splits to pretrain on.
+    out = _run([sys.executable, "-m", "dvc", "repro", "segment"], proj, env)
     assert "quarantined" in out
     validate = yaml.safe_load((proj / "metrics/validate.json").read_text())
     assert validate["total"] == len(list(Path(media_zoo["root"]).iterdir()))

@@ -107,3 +107,14 @@ def batch_size_of(batch: dict) -> int:
         if key != FAILED_KEY and isinstance(value, torch.Tensor):
             return int(value.shape[0])
     return 0
+
+
+def failed_entries(value: Any) -> list[str]:
+    """The batch's ``"_failed"`` entry as "file" or "file (reason)" strings."""
+    if not value:
+        return []
+    if isinstance(value, dict):
+        paths = [str(p) for p in value.get("failed", [])]
+        reasons = list(value.get("reasons", [])) + [""] * len(paths)
+        return [f"{p} ({r})" if r else p for p, r in zip(paths, reasons, strict=False)]
+    return [str(p) for p in value]

@@ -11,20 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from avssl_core.errors import DataError
+from avssl_core.pretext.dataset import FAILED_KEY, failed_entries  # noqa: F401  (re-exported)
 
-FAILED_KEY = "_failed"
 _FILES_IN_MESSAGE = 20
-
-
-def failed_entries(value: Any) -> list[str]:
-    """The batch's ``"_failed"`` entry as "file" or "file (reason)" strings."""
-    if not value:
-        return []
-    if isinstance(value, dict):
-        paths = [str(p) for p in value.get("failed", [])]
-        reasons = list(value.get("reasons", [])) + [""] * len(paths)
-        return [f"{p} ({r})" if r else p for p, r in zip(paths, reasons, strict=False)]
-    return [str(p) for p in value]
 
 
 class DecodeFailureTracker:

@@ -35,7 +35,6 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,10 +44,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
+from avssl_core.config import PRECISIONS, TrainConfig
 from avssl_core.errors import ConfigError, DataError
+from avssl_core.eval.pretext import PretextTally
 from avssl_core.io_utils import write_json_atomic
 from avssl_core.methods.base import PretrainMethod, StepOutput
-from avssl_core.pretext.spec import PairKind
 from avssl_core.train.checkpoint import (
     check_signature,
     find_latest_checkpoint,
@@ -80,44 +80,8 @@ from avssl_core.train.throughput import ThroughputMeter
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _VALIDATION_STREAM = 2**32  # stands in for the epoch in the validation loader's seed: apart from any epoch
 SUMMARY_FILE = "train_summary.json"
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 1
-    batch_size: int = 8  # per process; the global batch is batch_size * world_size * grad_accum_steps
-    grad_accum_steps: int = 1
-    num_workers: int = 0  # DataLoader worker processes per training process
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA, GradScaler)
-    compile: bool = False  # torch.compile the training step
-    channels_last_3d: bool = False  # model and 5-D inputs in channels_last_3d, for methods with 3-D convs
-    checkpoint_every_steps: int = 500  # optimizer steps; a checkpoint is also written at each epoch end
-    keep_checkpoints: int = 3  # newest checkpoints kept; <= 0 keeps all
-    log_every_steps: int = 10
-    max_failed_fraction: float = 0.05  # stop when more undecodable samples than this share ...
-    min_samples_before_failure_check: int = 20  # ... once at least this many samples were drawn
-    deterministic: bool = False  # deterministic kernels (slower), for bit-exact reruns and resumes
-    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs); schedules still span all epochs
-    progress: bool = True  # tqdm bar on the main process
-
-    def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "grad_accum_steps", "checkpoint_every_steps", "log_every_steps")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision: expected one of {PRECISIONS}, got {self.precision!r}")
-        if not 0.0 <= self.max_failed_fraction <= 1.0:
-            raise ConfigError(f"train.max_failed_fraction must be in [0, 1], got {self.max_failed_fraction}")
-        if self.max_steps is not None and self.max_steps < 0:
-            raise ConfigError(f"train.max_steps must be >= 0, got {self.max_steps}")
 
 
 class IndexSampler(Protocol):
@@ -167,6 +131,9 @@ def train(
 
     Returns the run summary (also written to ``out_dir/train_summary.json`` by the main process).
     """
+    if cfg.epochs is None or cfg.batch_size is None:
+        raise ConfigError("train.epochs and train.batch_size must be set (the pretrain stage takes them from "
+                          "the method's preset)")
     ctx = init_distributed(cfg.device)
     try:
         with _determinism(cfg.deterministic):
@@ -522,34 +489,22 @@ class _Trainer:
     def _validate(self) -> dict[str, Any]:
         """Pretext accuracy on held-out pairs, overall and per pair kind, summed over ranks."""
         self.method.eval()
-        kinds = list(PairKind)
-        counts = [0.0] * (2 * len(kinds) + 2)  # correct/total per kind, then overall
+        tally = PretextTally()
         sampler = self._sampler(self.val_set, epoch=0, start_step=0)
-        failed_count = 0
         for batch in self._loader(self.val_set, sampler, stream=_VALIDATION_STREAM):
-            failed_count += len(failed_entries(batch.pop(FAILED_KEY, None)))
+            tally.failed += len(failed_entries(batch.pop(FAILED_KEY, None)))
             if _batch_len(batch) == 0:
                 continue
             with self._autocast():
                 out = self.method.evaluation_step(self._to_device(batch))
-            if out.correct is None:
+            if not tally.add(out):
                 self.method.train()
                 return {}
-            correct = out.correct.detach().to("cpu", torch.float64).reshape(-1)
-            counts[-2] += float(correct.sum())
-            counts[-1] += correct.numel()
-            if out.kinds is not None:
-                batch_kinds = out.kinds.detach().cpu().reshape(-1)
-                for k, kind in enumerate(kinds):
-                    mask = batch_kinds == int(kind)
-                    counts[2 * k] += float(correct[mask].sum())
-                    counts[2 * k + 1] += float(mask.sum())
         self.method.train()
-        totals = all_reduce_sum(self.ctx, counts + [failed_count])
-        by_kind = {kind.name.lower(): totals[2 * k] / totals[2 * k + 1]
-                   for k, kind in enumerate(kinds) if totals[2 * k + 1] > 0}
-        return {"val_accuracy": totals[-3] / totals[-2] if totals[-2] else None,
-                "val_accuracy_by_kind": by_kind, "val_failed": int(totals[-1])}
+        totals = all_reduce_sum(self.ctx, tally.counts + [tally.failed])
+        result = PretextTally.result(totals[:-1], int(totals[-1]))
+        return {"val_accuracy": result["accuracy"], "val_accuracy_by_kind": result["accuracy_by_kind"],
+                "val_failed": result["failed"]}
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _save(self) -> None:

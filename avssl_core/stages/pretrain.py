@@ -1,0 +1,187 @@
+"""pretrain: train one method on the clip index, then measure its pretext accuracy on held-out pairs.
+
+Reads  <clips_dir>/index.csv (the segment stage's clips; ``pretrain.train_split`` / ``val_split``).
+Writes <pretrain.out_dir>/<method>/  checkpoints/ (resumable), metrics.jsonl, plots/loss.csv,
+                                     train_summary.json, model.pt (the trained method's weights)
+       <metrics_dir>/pretrain_<method>.json  (a DVC metric: pretext accuracy per protocol, throughput)
+
+Running it again resumes from the latest checkpoint of the same method, preset and hyper-parameters;
+a checkpoint of anything else is refused (train/checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avssl_core.config import Config
+from avssl_core.errors import ConfigError
+from avssl_core.eval.pretext import evaluate_pretext
+from avssl_core.io_utils import atomic_path, write_json_atomic
+from avssl_core.methods.base import PretrainMethod
+from avssl_core.methods.registry import METHODS, build_method
+from avssl_core.pretext.clip_index import ClipIndex
+from avssl_core.pretext.dataset import PairDataset, collate_skipping_failures
+from avssl_core.pretext.sampling import PairSampler
+from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.train.trainer import train
+
+log = logging.getLogger(__name__)
+
+# Held-out pairs use their own seed stream, so they never coincide with training draws.
+VAL_SEED_OFFSET = 1_000_003
+# Pretext protocols (fixed negative mixes) for held-out accuracy. "easy" is the AVTS paper's Table 1
+# test set (negatives from other videos only); "easy75_hard25" its curriculum mix; "shifted" the
+# co-attention paper's negatives (audio shifted 2.0-5.8 s within the same video).
+PROTOCOLS = {
+    "easy": NegativeMix(easy=1.0),
+    "easy75_hard25": NegativeMix(easy=0.75, hard=0.25),
+    "shifted": NegativeMix(easy=0.0, shifted=1.0),
+}
+# Which protocols each method is measured under: AVC never trains on same-video negatives.
+METHOD_PROTOCOLS = {"avts": ("easy", "easy75_hard25"), "avc": ("easy",)}
+
+
+def build_pretrain_method(cfg: Config, name: str, preset: str) -> PretrainMethod:
+    if name not in METHODS:
+        raise ConfigError(f"pretrain.method: unknown method {name!r}; choose one of {sorted(METHODS)}")
+    try:
+        return build_method(name, preset, **cfg.pretrain.hparams.get(name, {}))
+    except ValueError as exc:
+        raise ConfigError(f"pretrain.hparams.{name}: {exc}") from exc
+
+
+def fixed_mix(spec: PairSpec, mix: NegativeMix) -> PairSpec:
+    return dataclasses.replace(spec, curriculum=(CurriculumStage(0, mix),))
+
+
+def held_out_pairs(cfg: Config, method: PretrainMethod, mix: NegativeMix) -> PairDataset:
+    """Fixed, seeded pairs from the validation split under one negative mix."""
+    pc = cfg.pretrain
+    index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.val_split)
+    sampler = PairSampler(index, fixed_mix(method.pair_spec(), mix), pc.train.seed + VAL_SEED_OFFSET,
+                          samples_per_epoch=pc.val_pairs)
+    return PairDataset(sampler, preprocess=method.preprocess(train=False))
+
+
+def trainer_config(cfg: Config, method: PretrainMethod, train_pairs: int):
+    """The trainer settings: params.yaml's, with epochs and batch size from the preset when unset."""
+    tc = cfg.pretrain.train
+    hp = method.hparams
+    batch_size = tc.batch_size or int(hp["batch_size"])
+    epochs = tc.epochs
+    max_steps = tc.max_steps
+    if epochs is None:
+        if "epochs" in hp:
+            epochs = int(hp["epochs"])
+        else:
+            # Step-based presets (AVC): enough epochs to hold the preset's optimizer steps.
+            steps_per_epoch = max(1, train_pairs // (batch_size * tc.grad_accum_steps))
+            epochs = max(1, math.ceil(int(hp["train_steps"]) / steps_per_epoch))
+            max_steps = max_steps if max_steps is not None else int(hp["train_steps"])
+    return dataclasses.replace(tc, epochs=epochs, batch_size=batch_size, max_steps=max_steps)
+
+
+# Trainer settings that change speed or logging, not the weights a run ends with.
+_NON_RESULT_SETTINGS = ("num_workers", "device", "progress", "log_every_steps", "checkpoint_every_steps",
+                        "keep_checkpoints", "compile")
+
+
+def run_key(cfg: Config, method: PretrainMethod, tcfg) -> str:
+    """A run folder per (method, preset, hyper-parameters, trainer settings, pairs, clip index): the same
+    command resumes its own run, and a changed parameter starts a new one instead of resuming a run
+    that was trained differently."""
+    settings = {k: v for k, v in dataclasses.asdict(tcfg).items() if k not in _NON_RESULT_SETTINGS}
+    pc = cfg.pretrain
+    index_csv = Path(cfg.paths.clips_dir) / "index.csv"
+    blob = json.dumps({"signature": method.signature(), "train": settings, "pairs_per_clip": pc.pairs_per_clip,
+                       "splits": [pc.train_split, pc.val_split], "val_pairs": pc.val_pairs,
+                       "index_sha256": hashlib.sha256(index_csv.read_bytes()).hexdigest()},
+                      sort_keys=True, default=str)
+    return f"{method.preset}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def prune_other_runs(runs_dir: Path, keep: Path) -> None:
+    """Only the finished run stays: the method folder is a DVC output, and old runs would be versioned."""
+    for run in runs_dir.iterdir():
+        if run.is_dir() and run != keep:
+            shutil.rmtree(run)
+
+
+def publish_logs(run_dir: Path, method_dir: Path) -> None:
+    """Copy the finished run's logs beside model.pt, at fixed paths that dvc.yaml's plots name."""
+    for rel in ("metrics.jsonl", "plots/loss.csv", "plots/val_accuracy.csv", "train_summary.json"):
+        if (run_dir / rel).is_file():
+            with atomic_path(method_dir / rel) as tmp:
+                shutil.copyfile(run_dir / rel, tmp)
+
+
+def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    pc = cfg.pretrain
+    name, preset = method_name or pc.method, preset or pc.preset
+    method = build_pretrain_method(cfg, name, preset)
+    torch.manual_seed(pc.train.seed)  # the initial weights are part of what a seed reproduces
+
+    index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.train_split)
+    spec = method.pair_spec()
+    sampler = PairSampler(index, spec, pc.train.seed, samples_per_epoch=pc.pairs_per_clip * len(index))
+    if hasattr(method, "fit_normalization"):
+        # Z-normalisation statistics from a random 20% of the training pairs (AVTS Sec. 3.1); they are
+        # buffers of the method, so they travel in checkpoints and in model.pt.
+        method.fit_normalization(PairDataset(sampler), fraction=0.2, seed=pc.train.seed)
+    train_set = PairDataset(sampler, preprocess=method.preprocess(train=True))
+    val_set = held_out_pairs(cfg, method, PROTOCOLS["easy"])
+
+    tcfg = trainer_config(cfg, method, len(train_set))
+    method_dir = Path(pc.out_dir) / name
+    out_dir = method_dir / "runs" / run_key(cfg, method, tcfg)
+    log.info("pretrain %s/%s: %d clips, %d pairs per epoch, %d epochs, batch %d", name, preset, len(index),
+             len(train_set), tcfg.epochs, tcfg.batch_size)
+    summary = train(method, train_set, cfg=tcfg, out_dir=out_dir, val_set=val_set,
+                    collate=collate_skipping_failures)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return summary  # under torchrun only the main process evaluates and writes
+
+    prune_other_runs(method_dir / "runs", keep=out_dir)
+    publish_logs(out_dir, method_dir)
+    model_path = method_dir / "model.pt"
+    with atomic_path(model_path) as tmp:
+        torch.save({"signature": method.signature(), "hparams": method.hparams,
+                    "state_dict": method.state_dict()}, tmp)
+    pretext = {
+        protocol: evaluate_pretext(method, held_out_pairs(cfg, method, PROTOCOLS[protocol]),
+                                   batch_size=tcfg.batch_size, device=next(method.parameters()).device)
+        for protocol in METHOD_PROTOCOLS.get(name, ("easy",))
+    }
+    metrics = {
+        "method": name,
+        "preset": preset,
+        "data": str(Path(cfg.paths.clips_dir) / "index.csv"),
+        "protocol": {"split": pc.val_split, "pairs": pc.val_pairs, "positive_fraction": 0.5, "chance": 0.5},
+        "pretext_accuracy": {p: r["accuracy"] for p, r in pretext.items()},
+        "pretext_accuracy_by_kind": {p: r["accuracy_by_kind"] for p, r in pretext.items()},
+        "train_loss": summary.get("train_loss"),
+        "epochs": summary.get("epochs_completed"),
+        "steps": summary.get("global_step"),
+        "samples_per_s": summary.get("samples_per_s"),
+        "data_wait_fraction": summary.get("data_wait_fraction"),
+        "peak_rss_mb": summary.get("peak_rss_mb"),
+        "failed_samples": summary.get("failed_count"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "model": str(model_path),
+        "run_dir": str(out_dir),
+    }
+    write_json_atomic(Path(cfg.paths.metrics_dir) / f"pretrain_{name}.json", metrics)
+    log.info("pretrain %s: pretext accuracy %s (chance 0.5)", name, metrics["pretext_accuracy"])
+    return metrics
