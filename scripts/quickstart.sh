@@ -18,6 +18,12 @@ print(f"acquire : {acq['num_files']} files from '{acq['source']}', {acq['total_d
 print(f"validate: {val['valid']} valid, {val['quarantined']} quarantined ({val['seconds']} s)")
 print(f"segment : {seg['num_clips']} clips of {seg['clip_seconds']} s from {seg['num_videos']} videos"
       f" ({seg['seconds']} s)")
+import glob
+for path in sorted(glob.glob("metrics/pretrain_*.json")):
+    pre = json.load(open(path))
+    acc = ", ".join(f"{k} {v:.1%}" for k, v in pre["pretext_accuracy"].items())
+    print(f"pretrain: {pre['method']}/{pre['preset']}: held-out pretext accuracy {acc} (chance 50%),"
+          f" {pre['steps']} steps ({pre['seconds']} s) -> {pre['model']}")
 PY
 echo "All metrics: dvc metrics show"
 cat <<MSG
@@ -26,5 +32,6 @@ Clip index:        data/clips/index.csv   (clips: data/clips/<video_id>/<clip_id
 Valid sources:     data/validated/valid.csv
 Quarantined files: data/validated/quarantine.csv (each with its reasons)
 Data Docs (GX):    data/validated/datadocs/index.html
+Pretrained models: data/pretrain/<method>/model.pt  (loss curves: dvc plots show)
 Version it:        dvc push   (default remote: ~/.cache/avssl/dvc-remote; see README)
 MSG

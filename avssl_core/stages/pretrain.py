@@ -126,10 +126,21 @@ def publish_logs(run_dir: Path, method_dir: Path) -> None:
                 shutil.copyfile(run_dir / rel, tmp)
 
 
-def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None = None) -> dict[str, Any]:
-    started = time.perf_counter()
+@dataclasses.dataclass
+class PreparedRun:
+    """Everything `avssl pretrain` trains with; the throughput benchmark uses the same."""
+
+    method: PretrainMethod
+    train_set: PairDataset
+    val_set: PairDataset
+    train_config: Any
+    method_dir: Path
+    run_dir: Path
+    num_clips: int
+
+
+def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
     pc = cfg.pretrain
-    name, preset = method_name or pc.method, preset or pc.preset
     method = build_pretrain_method(cfg, name, preset)
     torch.manual_seed(pc.train.seed)  # the initial weights are part of what a seed reproduces
 
@@ -142,11 +153,21 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
         method.fit_normalization(PairDataset(sampler), fraction=0.2, seed=pc.train.seed)
     train_set = PairDataset(sampler, preprocess=method.preprocess(train=True))
     val_set = held_out_pairs(cfg, method, PROTOCOLS["easy"])
-
     tcfg = trainer_config(cfg, method, len(train_set))
     method_dir = Path(pc.out_dir) / name
-    out_dir = method_dir / "runs" / run_key(cfg, method, tcfg)
-    log.info("pretrain %s/%s: %d clips, %d pairs per epoch, %d epochs, batch %d", name, preset, len(index),
+    return PreparedRun(method=method, train_set=train_set, val_set=val_set, train_config=tcfg,
+                       method_dir=method_dir, run_dir=method_dir / "runs" / run_key(cfg, method, tcfg),
+                       num_clips=len(index))
+
+
+def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    pc = cfg.pretrain
+    name, preset = method_name or pc.method, preset or pc.preset
+    run = prepare_pretraining(cfg, name, preset)
+    method, train_set, val_set, tcfg = run.method, run.train_set, run.val_set, run.train_config
+    method_dir, out_dir = run.method_dir, run.run_dir
+    log.info("pretrain %s/%s: %d clips, %d pairs per epoch, %d epochs, batch %d", name, preset, run.num_clips,
              len(train_set), tcfg.epochs, tcfg.batch_size)
     summary = train(method, train_set, cfg=tcfg, out_dir=out_dir, val_set=val_set,
                     collate=collate_skipping_failures)
