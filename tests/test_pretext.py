@@ -255,6 +255,30 @@ def test_dataloader_workers_give_the_same_batches(index):
         assert torch.equal(copy[order.positions()[0]][key], serial[0][key][0])
 
 
+def random_draw(sample: dict) -> dict:
+    """A stand-in augmentation: one draw from torch's RNG, as random crops and flips make."""
+    return {"draw": torch.rand(()), "index": sample["index"]}
+
+
+def test_augmentation_depends_on_the_item_not_on_what_came_before(index):
+    # A resumed epoch restarts its DataLoader workers: item i must get the same augmentation whether
+    # it is the first item a worker makes or the hundredth, and different items different draws.
+    dataset = PairDataset(PairSampler(index, spec_with(), seed=5), preprocess=random_draw, epoch=1)
+    first = dataset[3]["draw"]
+    for i in (0, 7, 11):
+        dataset[i]
+    assert torch.equal(dataset[3]["draw"], first)
+    draws = {float(dataset[i]["draw"]) for i in range(len(dataset))}
+    assert len(draws) == len(dataset)
+    assert not torch.equal(dataset[(2, 3)]["draw"], first)  # another epoch, another draw
+    # The caller's own stream (the training process when num_workers=0) is left as it was.
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    dataset[4]
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_a_corrupt_clip_is_skipped_and_reported(index, tiny_clips, tmp_path):
     table = pd.read_csv(tiny_clips)
     broken = tmp_path / "broken.mp4"

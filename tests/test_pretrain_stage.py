@@ -68,3 +68,57 @@ def test_unknown_method_and_hparam_are_config_errors(tiny_clips, tmp_path, capsy
         run_pretrain(_cfg(tiny_clips, tmp_path, "pretrain.hparams={avc: {not_a_knob: 1}}"), "avc", "tiny")
     assert main(["--set", "pretrain.preset=huge", "pretrain", "--method", "avc"]) == 2
     assert "unknown preset 'huge'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_rerun_gives_identical_weights(tiny_clips, tmp_path):
+    """`avssl pretrain` killed with SIGKILL mid-epoch and run again ends with the same weights, bit for
+    bit, as a run never interrupted: real clips, torchcodec decoding in a DataLoader worker, AVC tiny."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "avssl_core.cli", "--params", os.devnull,
+                "--set", f"paths.clips_dir={tiny_clips.parent}", "--set", f"paths.metrics_dir={out / 'metrics'}",
+                "--set", f"pretrain.out_dir={out / 'pretrain'}", "--set", "pretrain.val_split=train",
+                "--set", "pretrain.val_pairs=8", "--set", "pretrain.pairs_per_clip=2",
+                "--set", "pretrain.train.batch_size=4", "--set", "pretrain.train.epochs=2",
+                "--set", "pretrain.train.num_workers=1", "--set", "pretrain.train.deterministic=true",
+                "--set", "pretrain.train.checkpoint_every_steps=2", "--set", "pretrain.train.progress=false",
+                "pretrain", "--method", "avc", "--preset", "tiny"]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(command(whole), check=True, env=env, capture_output=True, timeout=600)
+
+    proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    # 32 pairs per epoch at batch 4: 8 steps an epoch, so step 4 is mid-epoch.
+    while not list((killed / "pretrain").glob("avc/runs/*/checkpoints/step_000004.pt")):
+        assert proc.poll() is None and time.time() < deadline, "run ended before its step-4 checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "pretrain/avc/model.pt").exists()
+    subprocess.run(command(killed), check=True, env=env, capture_output=True, timeout=600)
+
+    a = torch.load(whole / "pretrain/avc/model.pt", weights_only=True)["state_dict"]
+    b = torch.load(killed / "pretrain/avc/model.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    resumed = json.loads(next((killed / "pretrain").glob("avc/runs/*/train_summary.json")).read_text())
+    assert resumed["resumed_from"] and resumed["global_step"] == 16
+
+
+def test_same_seed_same_initial_weights(tiny_clips, tmp_path):
+    from avssl_core.stages.pretrain import prepare_pretraining
+
+    cfg = _cfg(tiny_clips, tmp_path)
+    first = prepare_pretraining(cfg, "avts", "tiny").method.state_dict()
+    second = prepare_pretraining(cfg, "avts", "tiny").method.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = prepare_pretraining(_cfg(tiny_clips, tmp_path, "pretrain.train.seed=1"), "avts", "tiny")
+    assert not torch.equal(other.method.state_dict()["video_fc.weight"], first["video_fc.weight"])

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
 from avssl_core.pretext.decode import DecodeError, VideoFrameReader, read_audio_window
 from avssl_core.pretext.epoch_order import PAD_INDEX
 from avssl_core.pretext.sampling import PairRecipe, PairSampler
+
+AUGMENT_SEED_TAG = 0x41554731  # "AUG1": augmentation draws, apart from the pair and order streams
 
 FAILED_KEY = "_failed"
 
@@ -66,7 +69,15 @@ class PairDataset(Dataset):
             failure = FailedSample(index=i, path=exc.path, reason=exc.reason)
             self.failures.append(failure)
             return failure
-        return self.preprocess(sample) if self.preprocess is not None else sample
+        if self.preprocess is None:
+            return sample
+        # Augmentations (random crops, flips) draw from torch's RNG. Seed it from (seed, epoch, index),
+        # like the recipe, so an item is the same whichever worker makes it and however far that worker
+        # got: a resumed epoch restarts its workers, and must still see the same crops. fork_rng keeps
+        # the caller's own stream untouched (with num_workers=0 that is the training process).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(augmentation_seed(self.sampler.seed, epoch, i))
+            return self.preprocess(sample)
 
     def raw_sample(self, recipe: PairRecipe) -> dict[str, Any]:
         """Decode a recipe into the raw-sample format of avssl_core.methods.base (raises DecodeError)."""
@@ -81,6 +92,12 @@ class PairDataset(Dataset):
             target_len=round(spec.audio_seconds * target_rate))
         return {"video": video, "audio": audio, "label": recipe.label, "kind": int(recipe.kind),
                 "index": recipe.index}
+
+
+def augmentation_seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit seed for item ``index`` of ``epoch``, apart from the streams the sampler uses."""
+    state = np.random.SeedSequence([AUGMENT_SEED_TAG, seed, epoch, index]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
 
 
 def collate_skipping_failures(batch: list) -> dict:

@@ -141,8 +141,8 @@ class PreparedRun:
 
 def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
     pc = cfg.pretrain
+    torch.manual_seed(pc.train.seed)  # before building: the initial weights are what a seed reproduces
     method = build_pretrain_method(cfg, name, preset)
-    torch.manual_seed(pc.train.seed)  # the initial weights are part of what a seed reproduces
 
     index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.train_split)
     spec = method.pair_spec()
