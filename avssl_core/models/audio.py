@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from avssl_core.models.init import init_conv_bn_
 from avssl_core.models.resnet2d import RESNET18_CHANNELS, ResNet18Encoder, resnet18_2d
 
 # conv1..conv5 widths and the fc6 width of the SyncNet audio stream (Chung & Zisserman 2016, Table 1),
@@ -52,9 +53,7 @@ class VGGAudioEncoder(nn.Module):
                                  nn.BatchNorm2d(fc6_dim), nn.ReLU(inplace=True))
         self.fc7 = nn.Linear(fc6_dim, embed_dim)
         self.embed_dim = embed_dim
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_conv_bn_(self)
 
     def forward(self, fbank: torch.Tensor, *, return_map: bool = False) -> torch.Tensor:
         x = self.conv(fbank)

@@ -10,6 +10,8 @@ from torch import nn
 from torchvision.models import ResNet, resnet18
 from torchvision.models.resnet import BasicBlock
 
+from avssl_core.models.init import init_conv_bn_
+
 RESNET18_CHANNELS = (64, 128, 256, 512)
 
 
@@ -32,12 +34,7 @@ class _WidthResNet18(ResNet):
         self.layer4 = self._make_layer(BasicBlock, c[3], 2, stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(c[3], num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_conv_bn_(self)
 
 
 class ResNet18Encoder(nn.Module):

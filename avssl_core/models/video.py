@@ -13,6 +13,7 @@ from torch import nn
 from torchvision.models.video import mc3_18
 from torchvision.models.video.resnet import BasicBlock, Conv3DNoTemporal, Conv3DSimple, VideoResNet
 
+from avssl_core.models.init import init_conv_bn_
 from avssl_core.models.resnet2d import ResNet18Encoder, resnet18_2d
 
 MC3_CHANNELS = (64, 128, 256, 512)  # torchvision's MC3-18 widths (conv2_x .. conv5_x)
@@ -41,12 +42,7 @@ class _WidthVideoResNet(VideoResNet):
         self.layer4 = self._make_layer(BasicBlock, conv_makers[3], c[3], 2, stride=2)
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
         self.fc = nn.Identity()
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_conv_bn_(self)
 
 
 class MC3Encoder(nn.Module):
