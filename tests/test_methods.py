@@ -148,6 +148,21 @@ def test_feature_stats_come_from_a_seeded_20_percent_sample():
     assert 1 <= streamed["num_samples"] < 20
 
 
+def test_feature_stats_skip_undecodable_pairs_and_say_when_none_decode():
+    from avssl_core.errors import DataError
+    from avssl_core.pretext.dataset import FailedSample
+
+    samples = fake_samples(10, frames=2, height=8, width=8)
+    fb = LogMelFilterbank(sample_rate=SR)
+    broken = [FailedSample(index=i, path=f"clip_{i}.mp4", reason="moov atom not found") if i % 2 else s
+              for i, s in enumerate(samples)]
+    stats = estimate_feature_stats(broken, audio_features=fb, fraction=1.0, seed=0)
+    assert stats["num_samples"] == 5 and stats["num_skipped"] == 5
+    only_broken = [b for b in broken if not isinstance(b, dict)]
+    with pytest.raises(DataError, match="none of the 5 sampled pairs could be decoded, e.g. clip_1.mp4"):
+        estimate_feature_stats(only_broken, audio_features=fb, fraction=1.0, seed=0)
+
+
 def test_fitted_statistics_are_buffers_and_travel_in_checkpoints():
     method = AVTS("tiny")
     with pytest.raises(RuntimeError, match="fit_normalization"):

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
+from avssl_core.errors import DataError
+
 # Kinetics RGB statistics used by torchvision's video models: the default before (or instead of)
 # estimating the project's own from the training set.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -132,7 +134,13 @@ def estimate_feature_stats(samples: Iterable[dict] | Sequence[dict], *,
     a_sum = a_sq = v_sum = v_sq = None
     a_count = v_count = 0
     used = 0
+    skipped: list[str] = []
     for sample in select_fraction(samples, fraction=fraction, seed=seed):
+        if not isinstance(sample, dict):
+            # An undecodable clip (the pair dataset's FailedSample): skipped and counted, as in training;
+            # statistics over the clips that do decode are still the training data's statistics.
+            skipped.append(str(getattr(sample, "path", sample)))
+            continue
         feats = audio_features(sample["audio"]).double().movedim(band_dim, -1)
         feats = feats.reshape(-1, feats.shape[-1])
         video = sample["video"].double().div(255.0).reshape(-1, 3)  # [T*H*W, 3]
@@ -147,6 +155,9 @@ def estimate_feature_stats(samples: Iterable[dict] | Sequence[dict], *,
         a_count += feats.shape[0]
         v_count += video.shape[0]
         used += 1
+    if used == 0 and skipped:
+        raise DataError(f"normalisation statistics: none of the {len(skipped)} sampled pairs could be "
+                        f"decoded, e.g. {'; '.join(skipped[:3])}")
     if used == 0:
         raise ValueError("estimate_feature_stats: the sample selection is empty (no samples, or a "
                          "fraction too small for a stream this short)")
@@ -159,7 +170,7 @@ def estimate_feature_stats(samples: Iterable[dict] | Sequence[dict], *,
     audio_mean, audio_std = moments(a_sum, a_sq, a_count)
     video_mean, video_std = moments(v_sum, v_sq, v_count)
     return {"audio_mean": audio_mean, "audio_std": audio_std, "video_mean": video_mean,
-            "video_std": video_std, "num_samples": used}
+            "video_std": video_std, "num_samples": used, "num_skipped": len(skipped)}
 
 
 class FeatureNormalizer(nn.Module):
