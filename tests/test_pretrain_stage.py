@@ -122,3 +122,14 @@ def test_same_seed_same_initial_weights(tiny_clips, tmp_path):
     assert all(torch.equal(first[k], second[k]) for k in first)
     other = prepare_pretraining(_cfg(tiny_clips, tmp_path, "pretrain.train.seed=1"), "avts", "tiny")
     assert not torch.equal(other.method.state_dict()["video_fc.weight"], first["video_fc.weight"])
+
+
+def test_a_code_change_starts_a_new_run(tiny_clips, tmp_path, monkeypatch):
+    from avssl_core.stages import pretrain as stage
+
+    cfg = _cfg(tiny_clips, tmp_path)
+    run = stage.prepare_pretraining(cfg, "avc", "tiny")
+    before = stage.run_key(cfg, run.method, run.train_config)
+    assert stage.run_key(cfg, run.method, run.train_config) == before  # stable: a rerun resumes
+    monkeypatch.setattr(stage, "code_fingerprint", lambda: "edited trainer")
+    assert stage.run_key(cfg, run.method, run.train_config) != before

@@ -97,14 +97,30 @@ _NON_RESULT_SETTINGS = ("num_workers", "device", "progress", "log_every_steps", 
                         "keep_checkpoints", "compile")
 
 
+# The code that shapes trained weights: the same paths dvc.yaml lists as the pretrain stage's deps.
+_CODE = ("stages/pretrain.py", "methods", "models", "pretext", "train", "losses.py")
+
+
+def code_fingerprint() -> str:
+    """Hash of the training code, so a rerun after a code change trains anew rather than resuming a run
+    made by other code (what DVC's code deps ask for)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for rel in _CODE:
+        path = root / rel
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
 def run_key(cfg: Config, method: PretrainMethod, tcfg) -> str:
-    """A run folder per (method, preset, hyper-parameters, trainer settings, pairs, clip index): the same
+    """A run folder per (method, preset, hyper-parameters, trainer settings, pairs, clip index, code): the same
     command resumes its own run, and a changed parameter starts a new one instead of resuming a run
     that was trained differently."""
     settings = {k: v for k, v in dataclasses.asdict(tcfg).items() if k not in _NON_RESULT_SETTINGS}
     pc = cfg.pretrain
     index_csv = Path(cfg.paths.clips_dir) / "index.csv"
-    blob = json.dumps({"signature": method.signature(), "train": settings, "pairs_per_clip": pc.pairs_per_clip,
+    blob = json.dumps({"signature": method.signature(), "train": settings, "code": code_fingerprint(), "pairs_per_clip": pc.pairs_per_clip,
                        "splits": [pc.train_split, pc.val_split], "val_pairs": pc.val_pairs,
                        "index_sha256": hashlib.sha256(index_csv.read_bytes()).hexdigest()},
                       sort_keys=True, default=str)
