@@ -293,16 +293,22 @@ def test_memory_is_bounded_by_one_clip_of_audio(tmp_path, monkeypatch):
     assert peak["samples"] < 2 * 16000 * 0.4 + 4096
 
 
-def test_failure_mid_clip_leaves_no_partial_file(tmp_path, monkeypatch):
-    src = write_av(tmp_path / "src.mp4", seconds=3.0)
+def fail_clip_write(monkeypatch, clip_name: str, *, at_frame: int, error: Exception) -> None:
+    """Make the video writer of ``clip_name`` raise ``error`` when it reaches frame ``at_frame``: a crash
+    in the middle of a clip."""
     original = clip_writers.ClipVideoWriter.write
 
-    def failing_write(self, frame):
-        if self.dest.name == "x_00001.mp4" and self.frames_written == 12:
-            raise RuntimeError("disk on fire")
+    def write(self, frame):
+        if self.dest.name == clip_name and self.frames_written == at_frame:
+            raise error
         original(self, frame)
 
-    monkeypatch.setattr(clip_writers.ClipVideoWriter, "write", failing_write)
+    monkeypatch.setattr(clip_writers.ClipVideoWriter, "write", write)
+
+
+def test_failure_mid_clip_leaves_no_partial_file(tmp_path, monkeypatch):
+    src = write_av(tmp_path / "src.mp4", seconds=3.0)
+    fail_clip_write(monkeypatch, "x_00001.mp4", at_frame=12, error=RuntimeError("disk on fire"))
     with pytest.raises(RuntimeError, match="disk on fire"):
         segment_video(src, tmp_path / "out", "x", params())
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -537,13 +543,7 @@ def test_stage_crash_mid_clip_indexes_only_complete_videos(tmp_path, monkeypatch
     b = write_av(tmp_path / "b.mp4", seconds=3.0)
     write_valid(cfg, [{"video_id": "a", "path": str(a)}, {"video_id": "b", "path": str(b)}])
     original = clip_writers.ClipVideoWriter.write
-
-    def crash(self, frame):
-        if self.dest.name == "b_00001.mp4" and self.frames_written == 10:
-            raise OSError("no space left on device")
-        original(self, frame)
-
-    monkeypatch.setattr(clip_writers.ClipVideoWriter, "write", crash)
+    fail_clip_write(monkeypatch, "b_00001.mp4", at_frame=10, error=OSError("no space left on device"))
     summary = run_segment(cfg)
     assert summary["num_clips"] == 1 and "no space left" in summary["failures"][0]["error"]
     assert list(read_table(Path(cfg.paths.clips_dir) / "index.csv")["clip_id"]) == ["a_00000"]
