@@ -46,6 +46,29 @@ def _stage_pretrain(cfg, args):
     return run_pretrain(cfg, args.method, args.preset)
 
 
+def _stage_evaluate(cfg, args):
+    from avssl_core.stages.evaluate import run_evaluate
+
+    return run_evaluate(cfg, args.method)
+
+
+def _stage_report(cfg, args):
+    from avssl_core.stages.report import run_report
+
+    return run_report(cfg)
+
+
+def _stage_ablate(cfg, args):
+    import dataclasses
+
+    from avssl_core.stages.ablate import run_ablate
+
+    changes = {k: v for k, v in (("storage", args.storage), ("trials", args.trials)) if v is not None}
+    if changes:
+        cfg = dataclasses.replace(cfg, ablate=dataclasses.replace(cfg.ablate, **changes))
+    return run_ablate(cfg, args.study)
+
+
 def _stage_data(cfg, args):
     return {
         "acquire": _stage_acquire(cfg, args),
@@ -61,6 +84,9 @@ STAGES = {
     "segment": (_stage_segment, "cut valid videos into fixed-length clips with aligned audio"),
     "data": (_stage_data, "acquire, validate and segment in one go"),
     "pretrain": (_stage_pretrain, "pretrain a method on the clips (resumes from its latest checkpoint)"),
+    "evaluate": (_stage_evaluate, "downstream evaluation of a pretrained method, and of its random-init baseline"),
+    "report": (_stage_report, "leaderboard of every evaluated method: dashboards/report/index.html and leaderboard.md"),
+    "ablate": (_stage_ablate, "run or resume an Optuna ablation study (one per table of the papers)"),
 }
 
 
@@ -84,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "pretrain":
             sp.add_argument("--method", help="avts | avc (default: pretrain.method)")
             sp.add_argument("--preset", help="tiny | paper (default: pretrain.preset)")
+        if name == "evaluate":
+            sp.add_argument("--method", help="the pretrained method to evaluate (default: pretrain.method)")
+        if name == "ablate":
+            sp.add_argument("--study", help="avts_curriculum | coattention_heads_depth | cmac_lambda | cmac_pyramid "
+                                            "(default: ablate.study)")
+            sp.add_argument("--trials", type=int, help="trials the study should hold (default: ablate.trials, "
+                                                       "or its whole grid)")
+            sp.add_argument("--storage", help="Optuna storage URL (default: ablate.storage, a SQLite file)")
     return parser
 
 

@@ -187,6 +187,148 @@ class PretrainConfig:
 
 
 @dataclass
+class EvalPretextConfig:
+    """Pretext accuracy on fixed, seeded pairs of the evaluation split, one mix of negatives per protocol."""
+
+    protocols: list[str] = field(default_factory=lambda: ["easy", "easy75_hard25", "shifted"])
+    pairs: int = 64  # pairs per protocol (half positives)
+
+
+@dataclass
+class EvalActionConfig:
+    """Action recognition by fine-tuning (avssl_core/eval/action.py)."""
+
+    dataset: str = "synthetic"  # synthetic (clips exported to UCF101 layout) | ucf101 | hmdb51
+    root: str = ""  # ucf101/hmdb51: the folder holding <class>/<video> files
+    splits_dir: str = ""  # empty: <root>/ucfTrainTestlist (or <root>) | <root>/testTrainMulti_7030_splits
+    splits: list[int] = field(default_factory=list)  # empty: every split present; the result is their mean
+    modality: str = "video"  # video (the visual network alone) | audio_visual (video + audio features)
+    epochs: int = 3
+    clips_per_video: int = 1  # random training clips per video and epoch
+    test_clips: int = 3  # N uniformly spaced clips per test video, softmax scores averaged
+    batch_size: int = 16
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.005  # CMAC Sec. 4.2
+    head_dim: int = 512  # audio_visual: FC head_dim -> FC classes
+
+
+@dataclass
+class EvalAudioConfig:
+    """Linear probe on frozen audio features (avssl_core/eval/audio_probe.py)."""
+
+    dataset: str = "synthetic"  # synthetic (clips exported to ESC-50 layout) | esc50 | dcase
+    root: str = ""  # esc50/dcase: the dataset folder (layouts in avssl_core/eval/layouts.py)
+    folds: list[int] = field(default_factory=list)  # held-out folds to test; empty: every fold
+    num_folds: int = 5  # synthetic export: source videos dealt to this many folds
+    clips_per_file: int = 3  # equally spaced sub-clips per file (AVTS Sec. 3.3: 10 of 2 s)
+    classifier: str = "linear_svm"  # linear_svm | logistic
+    c_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # chosen by CV on training folds
+    cv_folds: int = 3  # DCASE: grouped k-fold over training files (ESC-50 uses its own training folds)
+
+
+@dataclass
+class EvalRetrievalConfig:
+    clips_per_video: int = 3  # clips whose backbone features are averaged per video (CMAC Sec. 4.2: 10)
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10])
+    cross_distance: str = "euclidean"  # cross-modal space: euclidean (AVTS/AVC are trained on it) | cosine
+
+
+@dataclass
+class EvalLocalizationConfig:
+    max_clips: int = 24  # evaluation-split clips with boxes scored per method
+
+
+@dataclass
+class EvaluateConfig:
+    """The evaluate stage (avssl evaluate --method M): downstream tasks for a pretrained method, each also
+    run from random initialisation (same architecture, seed and inputs) as the baseline."""
+
+    methods_dir: str = "data/pretrain"  # <methods_dir>/<method>/model.pt (the pretrain stage's output)
+    out_dir: str = "data/evaluate"  # <out_dir>/<method>/: pictures, exported split lists, details.json
+    split: str = "test"  # index.csv split for test clips, held-out pairs, cross-modal retrieval, localization
+    train_split: str = "train"  # index.csv split for the synthetic action/retrieval training videos
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    batch_size: int = 32  # feature extraction and pretext batches
+    cache_mb: int = 2048  # preprocessed windows kept in memory for reuse (pretrained and scratch runs)
+    scratch: bool = True  # also run every task from random initialisation
+    tasks: list[str] = field(default_factory=lambda: ["pretext", "action_recognition", "audio_probe",
+                                                      "retrieval", "localization", "tsne"])
+    pretext: EvalPretextConfig = field(default_factory=EvalPretextConfig)
+    action: EvalActionConfig = field(default_factory=EvalActionConfig)
+    audio: EvalAudioConfig = field(default_factory=EvalAudioConfig)
+    retrieval: EvalRetrievalConfig = field(default_factory=EvalRetrievalConfig)
+    localization: EvalLocalizationConfig = field(default_factory=EvalLocalizationConfig)
+
+
+RETRAIN_DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class RetrainConfig:
+    """The retrain flow (flows/retrain.py): which model it retrains, and when a new one replaces the best."""
+
+    method: str = "avc"  # the method the retrain flow retrains and promotes
+    metric: str = "tasks.pretext_easy.pretrained.accuracy"  # dotted path in metrics/<method>.json (evaluate)
+    fallback_metric: str = "pretext_accuracy.easy"  # in metrics/pretrain_<method>.json, while no evaluate stage
+    direction: str = "maximize"  # maximize | minimize
+    min_improvement: float = 0.0  # the new model must beat the best by more than this
+    best_dir: str = "models/best"  # <best_dir>/<method>/{model.pt,metrics.json,record.json}, decisions.jsonl
+    force: bool = False  # retrain even when the source data did not change
+
+    def __post_init__(self) -> None:
+        if self.direction not in RETRAIN_DIRECTIONS:
+            raise ConfigError(f"retrain.direction: expected one of {RETRAIN_DIRECTIONS}, got {self.direction!r}")
+        if self.min_improvement < 0:
+            raise ConfigError(f"retrain.min_improvement must be >= 0, got {self.min_improvement}")
+
+
+ABLATE_PRUNERS = ("none", "median", "halving", "threshold")
+
+
+@dataclass
+class AblateConfig:
+    """Optuna ablations (avssl ablate --study NAME): one study per table of the papers, each trial a
+    small pretraining run in its own folder, <out_dir>/<study>/trial_<n>/."""
+
+    study: str = "avts_curriculum"  # what `avssl ablate` runs without --study (avssl_core/ablate/studies.py)
+    study_name: str = ""  # the study's name in the storage; empty: the study's key
+    storage: str = "sqlite:///data/ablate/optuna.db"  # a PostgreSQL URL lets several workers share a study
+    out_dir: str = "data/ablate"  # trial folders and the table of trials (trials.csv, trials.md)
+    trials: int | None = None  # None: every point of the study's grid
+    timeout_s: float | None = None  # this worker starts no new trial after this many seconds
+    sampler_seed: int = 0  # the grid sampler's order of the points left after a crash
+    pruner: str = "none"  # none | median | halving | threshold (prunes below prune_below)
+    pruner_warmup_epochs: int = 1  # epochs a trial always runs before it may be pruned
+    pruner_startup_trials: int = 2  # median: trials finished before any is pruned
+    prune_below: float = 0.5  # threshold: a validation accuracy below this (chance: 0.5) is pruned
+    objective: str = "pretext"  # pretext (the study's protocol) | pretext:<protocol> | <task>.<metric> (evaluate)
+    preset: str = "tiny"  # the method preset every trial starts from
+    epochs: int | None = 3  # the tiny budget per trial; None: the preset's
+    max_steps: int | None = None  # optimizer steps per trial; None: all epochs
+    pairs_per_clip: int | None = 2  # None: pretrain.pairs_per_clip
+    val_pairs: int | None = 64  # None: pretrain.val_pairs
+    batch_size: int | None = None  # None: pretrain.train.batch_size, else the preset's
+    heartbeat_interval_s: int = 30  # a RUNNING trial whose worker stops beating ...
+    grace_period_s: int | None = None  # ... for this long (None: 2 heartbeats) is failed and retried once
+
+    def __post_init__(self) -> None:
+        if self.pruner not in ABLATE_PRUNERS:
+            raise ConfigError(f"ablate.pruner: expected one of {ABLATE_PRUNERS}, got {self.pruner!r}")
+        for name in ("trials", "epochs", "pairs_per_clip", "val_pairs", "batch_size", "heartbeat_interval_s",
+                     "grace_period_s"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"ablate.{name} must be >= 1, got {value}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"ablate.max_steps must be >= 1, got {self.max_steps}")
+        if self.pruner_warmup_epochs < 0 or self.pruner_startup_trials < 0:
+            raise ConfigError("ablate.pruner_warmup_epochs and ablate.pruner_startup_trials must be >= 0")
+
+
+@dataclass
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
@@ -194,6 +336,9 @@ class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    ablate: AblateConfig = field(default_factory=AblateConfig)
 
     @property
     def min_duration_s(self) -> float:

@@ -33,3 +33,34 @@ def correspondence_bce(dist: torch.Tensor, label: torch.Tensor, *, scale: torch.
     """AVC loss: mean binary cross-entropy of p = sigmoid(offset - scale * d) against the label."""
     logit = correspondence_logit(dist, scale=scale, offset=offset)
     return F.binary_cross_entropy_with_logits(logit, label.to(logit.dtype))
+
+
+# -- CMAC (Min et al. 2021) ---------------------------------------------------------------------------
+
+
+def masked_info_nce(query: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor,
+                    mask: torch.Tensor, *, temperature: float) -> torch.Tensor:
+    """Per-query noise-contrastive loss -log( e^{<q, k+>/t} / (e^{<q, k+>/t} + sum_j mask_j e^{<q, k_j>/t}) )
+    with <.,.> the cosine similarity: ``query``, ``positive`` [B, D], ``candidates`` [N, D] (negatives,
+    shared by the queries), ``mask`` [B, N] saying which candidates count for which query. Returns [B].
+
+    CMAC Eq. 7 is this with the cross-modal keys and the within-modal bank keys as candidates; Eq. 1
+    with the cross-modal ones only."""
+    q = F.normalize(query, dim=1)
+    pos = (q * F.normalize(positive, dim=1)).sum(dim=1, keepdim=True) / temperature
+    neg = q @ F.normalize(candidates, dim=1).t() / temperature
+    neg = neg.masked_fill(~mask.bool(), float("-inf"))
+    logits = torch.cat([pos, neg], dim=1)
+    return -torch.log_softmax(logits.float(), dim=1)[:, 0]
+
+
+def attention_consistency_loss(target: torch.Tensor, predicted: torch.Tensor, *,
+                               detach_target: bool = True) -> torch.Tensor:
+    """CMAC Eq. 6: ||s - s_hat||_2^2 per sample (summed over the map's positions), averaged over the
+    batch. ``detach_target``: the cross-modal map s is a pseudo label (no gradient flows into the
+    branch that produced it); False lets the loss also move the filters and g-maps behind s."""
+    if target.shape != predicted.shape:
+        raise ValueError(f"attention maps differ in shape: {tuple(target.shape)} vs {tuple(predicted.shape)}")
+    if detach_target:
+        target = target.detach()
+    return (target - predicted).pow(2).flatten(1).sum(dim=1).mean()

@@ -357,9 +357,9 @@ def test_paper_parameter_counts():
 
 
 def test_registry_builds_and_refuses_unknown_names():
-    assert set(METHODS) == {"avts", "avc"}
+    assert set(METHODS) == {"avts", "avc", "coattention", "cmac"}
     assert isinstance(build_method("avc", "tiny", lr=0.01), AVC)
-    with pytest.raises(ValueError, match=r"'nope'.*\['avc', 'avts'\]"):
+    with pytest.raises(ValueError, match=r"'nope'.*\['avc', 'avts', 'cmac', 'coattention'\]"):
         build_method("nope", "tiny")
     with pytest.raises(ValueError, match="unknown preset"):
         build_method("avts", "huge")
@@ -372,3 +372,21 @@ def test_signatures_differ_across_presets_and_hparams():
             AVC("tiny").signature()]
     assert len({tuple(sorted(s.items())) for s in sigs}) == 4
     assert AVTS("tiny").signature() == AVTS("tiny").signature()
+
+
+def test_avts_threshold_is_calibrated_on_training_distances_and_checkpointed():
+    """tau (AVTS Sec. 2.2) defaults to the midpoint of the running mean positive and negative distances
+    seen in training; a number in hparams wins; the running means are buffers, so they are checkpointed."""
+    method = AVTS("tiny", threshold_momentum=0.5)
+    assert method.threshold == pytest.approx(method.hparams["margin"] / 2)  # nothing seen yet
+    method.train()
+    label = torch.tensor([1, 1, 0, 0])
+    method._track_distances(torch.tensor([1.0, 3.0, 6.0, 8.0]), label)  # first batch: the means themselves
+    assert method.threshold == pytest.approx((2.0 + 7.0) / 2)
+    method._track_distances(torch.tensor([0.0, 0.0, 9.0, 9.0]), label)  # lerp by 1 - momentum = 0.5
+    assert method.distance_mean.tolist() == pytest.approx([1.0, 8.0])
+    assert method.threshold == pytest.approx(4.5)
+    restored = AVTS("tiny", threshold_momentum=0.5)
+    restored.load_state_dict(method.state_dict())
+    assert restored.threshold == pytest.approx(4.5)
+    assert AVTS("tiny", threshold=0.3).threshold == pytest.approx(0.3)

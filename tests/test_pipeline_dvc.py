@@ -5,6 +5,7 @@ This is the path a user takes (README), with the synthetic world shrunk so it ru
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,8 +25,10 @@ TINY = {
     "acquire": {"workers": 1},
     "validate": {"workers": 1},
     # Two optimizer steps per method; the 4 videos are all in the train split, so hold out from it.
-    "pretrain": {"val_split": "train", "val_pairs": 8, "pairs_per_clip": 1,
+    "pretrain": {"val_split": "train", "val_pairs": 8, "pairs_per_clip": 1, "methods": ["avts", "avc"],
                  "train": {"batch_size": 4, "epochs": 1, "max_steps": 2, "progress": False}},
+    # Only held-out pairs: the 4 videos leave no test split for the downstream tasks.
+    "evaluate": {"split": "train", "tasks": ["pretext"], "scratch": False, "pretext": {"pairs": 8}},
 }
 
 
@@ -76,13 +79,17 @@ def test_dvc_repro_push_pull(tmp_path):
     dvc = [sys.executable, "-m", "dvc"]
 
     out = _run([*dvc, "repro"], proj, env)
-    for stage in ("acquire", "validate", "segment", "pretrain@avts", "pretrain@avc"):
+    stages = {"acquire", "validate", "segment", "pretrain@avts", "pretrain@avc", "evaluate@avts", "evaluate@avc",
+              "report"}
+    for stage in stages:
         assert f"Running stage '{stage}'" in out
     lock = yaml.safe_load((proj / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"acquire", "validate", "segment", "pretrain@avts", "pretrain@avc"}
+    assert set(lock["stages"]) == stages
     for method in ("avts", "avc"):
         assert (proj / f"data/pretrain/{method}/model.pt").is_file()
         assert (proj / f"metrics/pretrain_{method}.json").is_file()
+        assert "pretext_easy" in json.loads((proj / f"metrics/{method}.json").read_text())["tasks"]
+    assert (proj / "dashboards/report/index.html").is_file()
 
     index = pd.read_csv(proj / "data/clips/index.csv")
     # 4 videos of 5 s cut into 2 s clips: 2 clips each, the 1 s tails discarded.

@@ -24,6 +24,7 @@ from torch import nn
 from avssl_core.losses import correspondence_bce, correspondence_logit, euclidean_distance
 from avssl_core.methods.base import OptimSpec, PretrainMethod, StepOutput
 from avssl_core.models.audio import resnet18_audio_encoder
+from avssl_core.models.cam import audio_similarity_map
 from avssl_core.models.features import ClipTransform, FeatureNormalizer, LogSpectrogram, PairPreprocess
 from avssl_core.models.resnet2d import RESNET18_CHANNELS
 from avssl_core.models.video import resnet18_frame_encoder
@@ -121,9 +122,23 @@ class AVC(PretrainMethod):
         """[B, 3, H, W] frames -> [B, embed_dim]."""
         return self.video_net(batch["video"])
 
+    def video_backbone(self) -> nn.Module:
+        """The ResNet18 frame network with its 128-d embedding FC (the encoder ends in it, AVC Sec. II)."""
+        return self.video_net
+
+    def audio_backbone(self) -> nn.Module:
+        return self.audio_net
+
     def embed_audio(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, 1, freq, frames] normalised log spectrograms -> [B, embed_dim]."""
         return self.audio_net(batch["audio"])
+
+    @torch.no_grad()
+    def localization_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, 1, H/32, W/32]: the frame network's embedding FC applied at each position of its conv5
+        map, compared with the audio embedding (see avssl_core.models.cam)."""
+        feature_map = self.video_net(batch["video"], return_map=True)  # [B, C, h, w]
+        return audio_similarity_map(feature_map, self.video_net.net.fc, self.embed_audio(batch))
 
     def correspondence_probability(self, dist: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(correspondence_logit(dist, scale=self.log_distance_scale.exp(),

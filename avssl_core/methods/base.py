@@ -9,7 +9,10 @@ Raw sample (what the pair dataset yields before ``preprocess``):
      "audio": float32 tensor [C, S] in [-1, 1], # the audio window, C = spec.audio_channels
      "label": int,                              # 1: in sync / corresponding, 0: negative
      "kind": int,                               # avssl_core.pretext.spec.PairKind
-     "index": int}                              # position in the epoch's sample order
+     "index": int,                              # position in the epoch's sample order
+     "clip": int}                               # row of the anchor clip (the video window's clip) in
+                                                # the sampler's clip index: a stable instance id
+                                                # (memory banks key on it)
 ``preprocess`` maps it to a dict of tensors (plus "label", "kind", "index" passed through); batches are
 those dicts stacked by the default collate.
 """
@@ -100,6 +103,29 @@ class PretrainMethod(nn.Module):
     def uses_3d_convolutions(self) -> bool:
         """True when channels_last_3d applies to the video network."""
         return False
+
+    def after_optimizer_step(self) -> None:
+        """Called by the trainer after every optimizer step (momentum encoders, memory banks). Whatever
+        it changes must be a parameter or buffer, so checkpoints carry it and resume stays exact."""
+
+    # -- downstream evaluation (avssl_core/eval) ----------------------------------------------------
+    # Evaluation builds raw samples at the method's own pair_spec() windows from labelled videos, runs
+    # ``preprocess`` on them, and calls these. Features are pooled backbone outputs, before any pretext
+    # head or projection, so fine-tuning and linear probes see what the encoder learned.
+    def video_backbone(self) -> nn.Module:
+        """A module: preprocessed ``batch["video"]`` tensor -> [B, D] features (trainable, for fine-tuning)."""
+        raise NotImplementedError(f"{self.name}: no video backbone")
+
+    def audio_backbone(self) -> nn.Module:
+        """A module: preprocessed ``batch["audio"]`` tensor -> [B, D] features."""
+        raise NotImplementedError(f"{self.name}: no audio backbone")
+
+    @torch.no_grad()
+    def localization_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Where the sound comes from in the (middle) frame: [B, K, h, w], non-negative, K maps per sample
+        (attention heads; 1 for class-activation-style maps), at the feature map's resolution; the
+        evaluator resizes them to the frame."""
+        raise NotImplementedError(f"{self.name}: no localization maps")
 
 
 def hparams_hash(hparams: dict[str, Any]) -> str:

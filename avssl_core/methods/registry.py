@@ -12,8 +12,11 @@ from torch import nn
 from avssl_core.methods.avc import AVC
 from avssl_core.methods.avts import AVTS
 from avssl_core.methods.base import PretrainMethod
+from avssl_core.methods.cmac import CMAC
+from avssl_core.methods.coattention import CoAttention
 
-METHODS: dict[str, type[PretrainMethod]] = {"avts": AVTS, "avc": AVC}
+METHODS: dict[str, type[PretrainMethod]] = {"avts": AVTS, "avc": AVC, "coattention": CoAttention,
+                                              "cmac": CMAC}
 
 
 def build_method(name: str, preset: str, **overrides: Any) -> PretrainMethod:
@@ -24,7 +27,8 @@ def build_method(name: str, preset: str, **overrides: Any) -> PretrainMethod:
 
 
 def _count(module: nn.Module | None) -> int:
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
+    # Trainable only: momentum (key) encoders are frozen copies, not part of the model.
+    return 0 if module is None else sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def parameter_counts(method: PretrainMethod) -> dict[str, int]:
@@ -37,11 +41,11 @@ def parameter_counts(method: PretrainMethod) -> dict[str, int]:
 
 
 def main() -> None:
-    print(f"{'method':<6} {'preset':<7} {'video':>12} {'audio':>12} {'other':>8} {'total':>12}")
+    print(f"{'method':<12} {'preset':<7} {'video':>12} {'audio':>12} {'other':>8} {'total':>12}")
     for name, cls in METHODS.items():
         for preset in cls.PRESETS:
             c = parameter_counts(build_method(name, preset))
-            print(f"{name:<6} {preset:<7} {c['video']:>12,} {c['audio']:>12,} {c['other']:>8,} {c['total']:>12,}")
+            print(f"{name:<12} {preset:<7} {c['video']:>12,} {c['audio']:>12,} {c['other']:>8,} {c['total']:>12,}")
 
 
 if __name__ == "__main__":

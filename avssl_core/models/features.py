@@ -263,7 +263,7 @@ class ClipTransform:
 
 
 class PairPreprocess:
-    """Raw sample (see avssl_core.methods.base) -> {"video", "audio", "label", "kind", "index"}.
+    """Raw sample (see avssl_core.methods.base) -> {"video", "audio", "label", "kind", "index", "clip"}.
 
     Holds CPU copies of the normalisation statistics, so it works unchanged in DataLoader worker
     processes. ``single_frame``: keep only the centre frame of the video window and return it as an
@@ -293,4 +293,4 @@ class PairPreprocess:
                            tolerance=self.audio_features.hop // 2)
         audio = (self.audio_features(audio) - self.audio_mean) / self.audio_std
         return {"video": video, "audio": audio, "label": int(sample["label"]),
-                "kind": int(sample["kind"]), "index": int(sample["index"])}
+                "kind": int(sample["kind"]), "index": int(sample["index"]), "clip": int(sample.get("clip", -1))}

@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ PROTOCOLS = {
     "shifted": NegativeMix(easy=0.0, shifted=1.0),
 }
 # Which protocols each method is measured under: AVC never trains on same-video negatives.
-METHOD_PROTOCOLS = {"avts": ("easy", "easy75_hard25"), "avc": ("easy",)}
+METHOD_PROTOCOLS = {"avts": ("easy", "easy75_hard25"), "avc": ("easy",),
+                    "coattention": ("shifted", "easy"), "cmac": ("easy",)}
 
 
 def build_pretrain_method(cfg: Config, name: str, preset: str) -> PretrainMethod:
@@ -176,7 +178,9 @@ def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
                        num_clips=len(index))
 
 
-def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None = None) -> dict[str, Any]:
+def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None = None, *,
+                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """``on_epoch_end(epoch, record)`` is passed to the trainer (an ablation reports and prunes there)."""
     started = time.perf_counter()
     pc = cfg.pretrain
     name, preset = method_name or pc.method, preset or pc.preset
@@ -186,7 +190,7 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
     log.info("pretrain %s/%s: %d clips, %d pairs per epoch, %d epochs, batch %d", name, preset, run.num_clips,
              len(train_set), tcfg.epochs, tcfg.batch_size)
     summary = train(method, train_set, cfg=tcfg, out_dir=out_dir, val_set=val_set,
-                    collate=collate_skipping_failures)
+                    collate=collate_skipping_failures, on_epoch_end=on_epoch_end)
     if int(os.environ.get("RANK", "0")) != 0:
         return summary  # under torchrun only the main process evaluates and writes
 
@@ -205,7 +209,12 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
         "method": name,
         "preset": preset,
         "data": str(Path(cfg.paths.clips_dir) / "index.csv"),
-        "protocol": {"split": pc.val_split, "pairs": pc.val_pairs, "positive_fraction": 0.5, "chance": 0.5},
+        # Contrastive methods (CMAC) score instance discrimination among a batch of positives: their
+        # chance is their own (pretext_chance), and their held-out pairs are all positives.
+        "protocol": {"split": pc.val_split, "pairs": pc.val_pairs,
+                     "positive_fraction": method.pair_spec().positive_fraction,
+                     "chance": (method.pretext_chance(tcfg.batch_size) if hasattr(method, "pretext_chance")
+                                else 0.5)},
         "pretext_accuracy": {p: r["accuracy"] for p, r in pretext.items()},
         "pretext_accuracy_by_kind": {p: r["accuracy_by_kind"] for p, r in pretext.items()},
         "train_loss": summary.get("train_loss"),
@@ -220,5 +229,6 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
         "run_dir": str(out_dir),
     }
     write_json_atomic(Path(cfg.paths.metrics_dir) / f"pretrain_{name}.json", metrics)
-    log.info("pretrain %s: pretext accuracy %s (chance 0.5)", name, metrics["pretext_accuracy"])
+    log.info("pretrain %s: pretext accuracy %s (chance %.3g)", name, metrics["pretext_accuracy"],
+             metrics["protocol"]["chance"])
     return metrics

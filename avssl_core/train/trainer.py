@@ -126,8 +126,14 @@ def train(
     val_set: Any = None,
     make_sampler: SamplerFactory = default_sampler_factory,
     collate: Callable[[list[Any]], dict[str, Any]] = default_collate,
+    on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``method`` on ``train_set``, resuming from ``out_dir``'s latest checkpoint if there is one.
+
+    ``on_epoch_end(epoch, record)`` runs on every rank after each epoch's checkpoint is written; ``record``
+    holds the epoch's ``train_loss`` and, with a ``val_set``, its ``val_accuracy``. It may raise to stop
+    the run (an ablation's pruner does): the checkpoint is complete by then, so nothing is left half
+    written. Under DDP it must decide the same on every rank (the record is the same on all of them).
 
     Returns the run summary (also written to ``out_dir/train_summary.json`` by the main process).
     """
@@ -138,7 +144,8 @@ def train(
     try:
         with _determinism(cfg.deterministic):
             return _Trainer(method, train_set, val_set=val_set, cfg=cfg, out_dir=Path(out_dir),
-                            make_sampler=make_sampler, collate=collate, ctx=ctx).run()
+                            make_sampler=make_sampler, collate=collate, ctx=ctx,
+                            on_epoch_end=on_epoch_end).run()
     finally:
         shutdown_distributed(ctx)
 
@@ -173,8 +180,10 @@ class _TrainingStepModule(nn.Module):
 
 class _Trainer:
     def __init__(self, method: PretrainMethod, train_set: Any, *, val_set: Any, cfg: TrainConfig,
-                 out_dir: Path, make_sampler: SamplerFactory, collate: Callable, ctx: DistContext) -> None:
+                 out_dir: Path, make_sampler: SamplerFactory, collate: Callable, ctx: DistContext,
+                 on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None) -> None:
         self.method, self.train_set, self.val_set = method, train_set, val_set
+        self.on_epoch_end = on_epoch_end
         self.cfg, self.out_dir, self.ctx = cfg, out_dir, ctx
         self.make_sampler, self.collate = make_sampler, collate
         self.device = ctx.device
@@ -354,6 +363,7 @@ class _Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.schedule.after_optimizer_step()
+            self.method.after_optimizer_step()
             self.batches_consumed += group
             self.global_step += 1
             self.bar.update(1)
@@ -478,6 +488,8 @@ class _Trainer:
         self.epoch_loss_count = 0
         self._save()
         self.meter.restart_window()
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(record["epoch"], dict(record))
 
     def _curriculum_stage(self) -> int | None:
         try:

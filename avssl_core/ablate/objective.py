@@ -1,0 +1,206 @@
+"""What one ablation trial does: pretrain the study's method with the trial's hyper-parameters on the tiny
+budget, in the trial's own folder, report validation accuracy after every epoch (so a pruner can stop it),
+and return the objective.
+
+Objectives:
+  pretext            held-out pretext accuracy under the study's protocol (AVTS Table 1: easy negatives;
+                     co-attention: shifted audio), from the pretrain stage's own measurement
+  pretext:<protocol> the same under another protocol of avssl_core.stages.pretrain.PROTOCOLS
+  <task>.<metric>    a downstream figure of the evaluate stage's metrics/<method>.json, e.g.
+                     action_recognition.video@1 (needs avssl_core/stages/evaluate.py)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from avssl_core.ablate.studies import StudyDefinition, TrialPlan
+from avssl_core.config import Config
+from avssl_core.errors import ConfigError
+from avssl_core.eval.pretext import evaluate_pretext
+from avssl_core.io_utils import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+TRIAL_RESULT = "trial.json"
+WORKER_ATTR = "worker"  # {"host", "pid"} of the process running the trial: a dead one is failed at once
+FAIL_REASON_ATTR = "fail_reason"
+# Lower is better for these downstream metrics; everything else is maximised.
+_MINIMISED = ("median_rank",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    text: str  # as given in ablate.objective
+    protocol: str | None  # pretext objectives
+    task: str | None  # downstream objectives
+    metric: str | None
+    direction: str  # maximize | minimize
+
+    @property
+    def reports_accuracy(self) -> bool:
+        """Whether per-epoch validation accuracy points the same way as the objective (for pruning)."""
+        return self.direction == "maximize"
+
+
+def evaluate_stage_available() -> bool:
+    return importlib.util.find_spec("avssl_core.stages.evaluate") is not None
+
+
+def parse_objective(text: str, definition: StudyDefinition) -> Objective:
+    from avssl_core.stages.pretrain import PROTOCOLS
+
+    text = text.strip()
+    if text == "pretext" or text.startswith("pretext:"):
+        protocol = definition.protocol if text == "pretext" else text.split(":", 1)[1]
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"ablate.objective={text!r}: unknown pretext protocol {protocol!r}; choose one of "
+                              f"{sorted(PROTOCOLS)}")
+        return Objective(text, protocol, None, None, "maximize")
+    task, dot, metric = text.partition(".")
+    if not dot or not task or not metric:
+        raise ConfigError(f"ablate.objective={text!r}: expected pretext, pretext:<protocol> or <task>.<metric> "
+                          f"(e.g. action_recognition.video@1)")
+    if not evaluate_stage_available():
+        raise ConfigError(f"ablate.objective={text!r} is a downstream figure, which needs the evaluate stage "
+                          f"(avssl_core/stages/evaluate.py); this checkout has none yet: use pretext or "
+                          f"pretext:<protocol>")
+    direction = "minimize" if metric.endswith(_MINIMISED) else "maximize"
+    return Objective(text, None, task, metric, direction)
+
+
+def trial_config(cfg: Config, definition: StudyDefinition, plan: TrialPlan, trial_dir: Path) -> Config:
+    """``cfg`` with the trial's folder, the ablation budget and the trial's hyper-parameters."""
+    ab, pc, tc = cfg.ablate, cfg.pretrain, cfg.pretrain.train
+    hparams = {**pc.hparams, definition.method: {**pc.hparams.get(definition.method, {}), **plan.hparams}}
+    train = dataclasses.replace(
+        tc, epochs=plan.epochs or ab.epochs or tc.epochs,
+        max_steps=ab.max_steps if ab.max_steps is not None else tc.max_steps,
+        batch_size=ab.batch_size or tc.batch_size, progress=False, keep_checkpoints=1)
+    pretrain = dataclasses.replace(
+        pc, out_dir=str(trial_dir / "pretrain"), hparams=hparams, train=train,
+        pairs_per_clip=ab.pairs_per_clip or pc.pairs_per_clip, val_pairs=ab.val_pairs or pc.val_pairs)
+    paths = dataclasses.replace(cfg.paths, metrics_dir=str(trial_dir / "metrics"))
+    out = dataclasses.replace(cfg, paths=paths, pretrain=pretrain)
+    evaluate = getattr(cfg, "evaluate", None)
+    if evaluate is not None:
+        # A downstream objective evaluates the trial's own model, and its pictures stay in its folder.
+        moved = {"methods_dir": str(trial_dir / "pretrain"), "out_dir": str(trial_dir / "evaluate")}
+        moved = {k: v for k, v in moved.items() if hasattr(evaluate, k)}
+        out = dataclasses.replace(out, evaluate=dataclasses.replace(evaluate, **moved))
+    return out
+
+
+def pretext_value(trial_cfg: Config, definition: StudyDefinition, protocol: str, metrics: dict[str, Any]) -> float:
+    """The trained model's held-out pretext accuracy under ``protocol``: the pretrain stage's figure when it
+    measured that protocol, else measured here on the same held-out pairs."""
+    if protocol in metrics.get("pretext_accuracy", {}):
+        return float(metrics["pretext_accuracy"][protocol])
+    from avssl_core.stages.pretrain import PROTOCOLS, build_pretrain_method, held_out_pairs
+
+    method = build_pretrain_method(trial_cfg, definition.method, trial_cfg.ablate.preset)
+    saved = torch.load(metrics["model"], map_location="cpu", weights_only=True)
+    method.load_state_dict(saved["state_dict"])
+    batch_size = trial_cfg.pretrain.train.batch_size or int(method.hparams["batch_size"])
+    result = evaluate_pretext(method, held_out_pairs(trial_cfg, method, PROTOCOLS[protocol]), batch_size=batch_size)
+    return float(result["accuracy"])
+
+
+def downstream_value(trial_cfg: Config, definition: StudyDefinition, objective: Objective) -> float:
+    from avssl_core.stages.evaluate import run_evaluate
+
+    result = run_evaluate(trial_cfg, definition.method)
+    try:
+        return float(result["tasks"][objective.task]["pretrained"][objective.metric])
+    except KeyError as exc:
+        tasks = {t: sorted(v.get("pretrained", {})) for t, v in result.get("tasks", {}).items()}
+        raise ConfigError(f"ablate.objective={objective.text!r}: the evaluate stage measured no such figure "
+                          f"(it measured {tasks})") from exc
+
+
+def epoch_reporter(trial: optuna.Trial, objective: Objective,
+                   reported: dict[int, float]) -> Callable[[int, dict[str, Any]], None]:
+    """The trainer's per-epoch callback: held-out accuracy as the trial's intermediate value (also kept in
+    ``reported``), and the pruner's verdict."""
+
+    def on_epoch_end(epoch: int, record: dict[str, Any]) -> None:
+        value = record.get("val_accuracy")
+        if value is None or not math.isfinite(value) or not objective.reports_accuracy:
+            return
+        trial.report(float(value), step=epoch)
+        reported[epoch] = float(value)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}: held-out accuracy {value:.3f}")
+
+    return on_epoch_end
+
+
+def suggest(trial: optuna.Trial, definition: StudyDefinition) -> dict[str, Any]:
+    return {name: trial.suggest_categorical(name, list(values)) for name, values in definition.grid.items()}
+
+
+def make_objective(cfg: Config, definition: StudyDefinition, objective: Objective,
+                   study_dir: Path) -> Callable[[optuna.Trial], float]:
+    from avssl_core.stages.pretrain import run_pretrain
+
+    def run_trial(trial: optuna.Trial) -> float:
+        started = time.perf_counter()
+        trial.set_user_attr(WORKER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
+        trial_dir = study_dir / f"trial_{trial.number}"
+        result: dict[str, Any] = {"number": trial.number, "study": definition.key, "objective": objective.text}
+        reported: dict[int, float] = {}
+        try:
+            params = suggest(trial, definition)
+            plan = definition.plan(params, cfg.ablate.epochs)
+            trial_cfg = trial_config(cfg, definition, plan, trial_dir)
+            result.update(params=params, hparams=plan.hparams, epochs=trial_cfg.pretrain.train.epochs)
+            trial.set_user_attr("hparams", plan.hparams)
+            trial.set_user_attr("epochs", trial_cfg.pretrain.train.epochs)
+            trial.set_user_attr("trial_dir", str(trial_dir))
+            # Trial numbers are unique within a study: a folder already there is left by a deleted study of
+            # the same name, and resuming its checkpoints would mix two runs.
+            shutil.rmtree(trial_dir, ignore_errors=True)
+            metrics = run_pretrain(trial_cfg, definition.method, cfg.ablate.preset,
+                                   on_epoch_end=epoch_reporter(trial, objective, reported))
+            if objective.protocol is not None:
+                value = pretext_value(trial_cfg, definition, objective.protocol, metrics)
+            else:
+                value = downstream_value(trial_cfg, definition, objective)
+            if not math.isfinite(value):
+                raise ValueError(f"objective {objective.text} is {value}")
+            trial.set_user_attr("pretext_accuracy", metrics.get("pretext_accuracy"))
+            result.update(state="COMPLETE", value=value, pretext_accuracy=metrics.get("pretext_accuracy"))
+            return value
+        except optuna.TrialPruned as exc:
+            result.update(state="PRUNED", reason=str(exc))
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr(FAIL_REASON_ATTR, reason[:2000])
+            result.update(state="FAIL", reason=reason)
+            raise
+        finally:
+            result["seconds"] = round(time.perf_counter() - started, 2)
+            result["intermediate"] = reported
+            write_json_atomic(trial_dir / TRIAL_RESULT, result)  # the trial's own record, beside its run
+
+    return run_trial
+
+
+def read_trial_result(trial_dir: Path) -> dict[str, Any] | None:
+    path = trial_dir / TRIAL_RESULT
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,96 @@
+"""Measure the current best model under the protocol the new one was just measured under, so the two
+numbers compare models, not data: after new data arrives, the held-out pairs and evaluation clips change,
+and the number recorded when the best model was promoted no longer says how it does on them."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import torch
+
+from avssl_core.config import Config
+from avssl_core.orchestration.promotion import Reading, read_metric
+
+
+def load_checkpoint(model_path: str | Path):
+    """The method saved in a pretrain stage's model.pt, with its weights."""
+    from avssl_core.methods.registry import build_method
+
+    saved = torch.load(model_path, map_location="cpu", weights_only=True)
+    sig = saved["signature"]
+    method = build_method(sig["method"], sig["preset"], **saved["hparams"])
+    method.load_state_dict(saved["state_dict"])
+    return method
+
+
+def pretext_reading(cfg: Config, model_path: str | Path, dotted: str) -> Reading:
+    """Pretext accuracy (``pretext_accuracy.<protocol>``) of a saved model on the held-out pairs the pretrain
+    stage measures a new model on (same split, count and seed)."""
+    from avssl_core.eval.pretext import evaluate_pretext
+    from avssl_core.stages.pretrain import PROTOCOLS, held_out_pairs
+
+    protocol = dotted.split(".", 1)[1] if "." in dotted else "easy"
+    if protocol not in PROTOCOLS:
+        return Reading(None, dotted, str(model_path), None, True, error=f"no pretext protocol {protocol!r}")
+    method = load_checkpoint(model_path)
+    result = evaluate_pretext(method, held_out_pairs(cfg, method, PROTOCOLS[protocol]),
+                              batch_size=cfg.pretrain.train.batch_size or 32)
+    pc = cfg.pretrain
+    return Reading(float(result["accuracy"]), dotted, str(model_path),
+                   {"protocol": {"split": pc.val_split, "pairs": pc.val_pairs, "positive_fraction": 0.5,
+                                 "chance": 0.5}, "data": str(Path(cfg.paths.clips_dir) / "index.csv")},
+                   fallback=True)
+
+
+# The evaluate stage's task for each metric family (metric names: tasks.<task>.<arm>.<metric>).
+_TASK_OF = {"action_recognition": "action_recognition", "audio_probe": "audio_probe", "retrieval_video": "retrieval",
+            "retrieval_cross": "retrieval", "localization": "localization"}
+
+
+def narrowed_evaluation(ec, dotted: str):
+    """The evaluate settings restricted to the one task (and pretext protocol) ``dotted`` comes from: every
+    task is seeded on its own, so its numbers do not depend on which other tasks run."""
+    parts = dotted.split(".")
+    if len(parts) < 4 or parts[0] != "tasks":
+        return ec
+    task, arm = parts[1], parts[2]
+    scratch = ec.scratch and arm == "scratch"
+    if task.startswith("pretext_"):
+        pretext = dataclasses.replace(ec.pretext, protocols=[task.removeprefix("pretext_")])
+        return dataclasses.replace(ec, tasks=["pretext"], pretext=pretext, scratch=scratch)
+    if task in _TASK_OF:
+        return dataclasses.replace(ec, tasks=[_TASK_OF[task]], scratch=scratch)
+    return ec
+
+
+def evaluate_reading(cfg: Config, method_name: str, model_path: str | Path, dotted: str) -> Reading:
+    """The evaluate stage's metric for a saved model: run_evaluate on a copy of the configuration whose
+    methods folder holds that model, writing into scratch folders."""
+    from avssl_core.stages.evaluate import run_evaluate
+
+    with tempfile.TemporaryDirectory(prefix="avssl-incumbent-") as tmp:
+        staged = Path(tmp) / "methods" / method_name
+        staged.mkdir(parents=True)
+        (staged / "model.pt").symlink_to(Path(model_path).resolve())
+        ec = dataclasses.replace(narrowed_evaluation(cfg.evaluate, dotted), methods_dir=str(Path(tmp) / "methods"),
+                                 out_dir=str(Path(tmp) / "evaluate"))
+        scratch_cfg = dataclasses.replace(cfg, evaluate=ec,
+                                          paths=dataclasses.replace(cfg.paths, metrics_dir=str(Path(tmp) / "metrics")))
+        run_evaluate(scratch_cfg, method_name)
+        reading = read_metric(Path(tmp) / "metrics" / f"{method_name}.json", dotted)
+        reading.metrics_file = str(model_path)
+        return reading
+
+
+def incumbent_reading(cfg: Config, method_name: str, model_path: str | Path, candidate: Reading) -> Reading:
+    """The best model's value of the candidate's metric, measured the way the candidate's was."""
+    try:
+        if candidate.fallback:
+            return pretext_reading(cfg, model_path, candidate.metric)
+        return evaluate_reading(cfg, method_name, model_path, candidate.metric)
+    except Exception as exc:  # recorded in the decision: a best model that cannot be measured is not replaced blindly
+        return Reading(None, candidate.metric, str(model_path), None, candidate.fallback,
+                       error=f"{type(exc).__name__}: {exc}")
+

@@ -1,0 +1,119 @@
+"""What a flow produces is versioned by DVC, exactly as `dvc repro` would version it.
+
+After a task has run a stage function, ``dvc commit <stage>`` records the stage's outputs, dependencies
+and parameters in dvc.lock and stores the outputs in the DVC cache (``dvc push`` then copies them to the
+remote, where any GPU worker can ``dvc pull`` them). For that record to be true, the parameters the
+stage ran with must be the ones params.yaml holds: ``check_overrides_versionable`` refuses, before any
+work, overrides that change a parameter dvc.yaml tracks for a stage the flow will commit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from avssl_core.config import Config, to_dict
+from avssl_core.errors import ConfigError
+
+DVC_MODES = ("commit", "push", "off")
+
+
+class DvcCommandError(RuntimeError):
+    """A dvc command failed for a reason other than a held lock (which is raised as BlockingIOError)."""
+
+
+def dvc_stages(project: str | Path = ".") -> dict[str, dict]:
+    path = Path(project) / "dvc.yaml"
+    if not path.is_file():
+        return {}
+    return (yaml.safe_load(path.read_text()) or {}).get("stages", {}) or {}
+
+
+def stage_name(stages: dict[str, dict], stage: str, item: str | None = None) -> str | None:
+    """dvc.yaml's name for ``stage`` (``pretrain@avc`` for a foreach stage), or None if it has none."""
+    spec = stages.get(stage)
+    if spec is None:
+        return None
+    if "foreach" in spec:
+        return f"{stage}@{item}" if item else None
+    return stage
+
+
+def tracked_params(stages: dict[str, dict], stage: str) -> list[str]:
+    spec = stages.get(stage) or {}
+    spec = spec.get("do", spec)
+    keys: list[str] = []
+    for entry in spec.get("params", []) or []:
+        if isinstance(entry, str):
+            keys.append(entry)
+        elif isinstance(entry, dict):  # {params.yaml: [keys]}
+            for value in entry.values():
+                keys.extend(value or [])
+    return keys
+
+
+def _lookup(tree: dict, key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def check_project(project: str | Path, mode: str) -> None:
+    if mode not in DVC_MODES:
+        raise ConfigError(f"parameter dvc: expected one of {', '.join(DVC_MODES)}, got {mode!r}")
+    if mode != "off" and not (Path(project) / ".dvc").is_dir():
+        raise ConfigError(f"parameter dvc={mode!r}: {Path(project).resolve()} is not a DVC project (no .dvc "
+                          "folder); run the flow from the project root or pass dvc='off'")
+
+
+def check_overrides_versionable(effective: Config, from_file: Config, stages: dict[str, dict],
+                                 flow_stages: list[str], overrides: list[str]) -> None:
+    """Raise ConfigError naming the overrides when they change a parameter that dvc.yaml tracks for one
+    of ``flow_stages``: dvc.lock would record params.yaml's value next to outputs made with another."""
+    eff, ref = to_dict(effective), to_dict(from_file)
+    for stage in flow_stages:
+        changed = [k for k in tracked_params(stages, stage) if _lookup(eff, k) != _lookup(ref, k)]
+        if changed:
+            raise ConfigError(
+                f"parameter overrides {overrides}: they change {', '.join(changed)}, which dvc.yaml tracks for "
+                f"stage {stage!r}, so dvc.lock would not describe the outputs; write them into params.yaml, "
+                "or run with dvc='off' (nothing is versioned then)")
+
+
+def _dvc(args: list[str], project: str | Path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, capture_output=True, text=True,
+                          timeout=3600)
+    text = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        if "lock" in text.lower() and "unable to acquire" in text.lower():
+            raise BlockingIOError(f"dvc {' '.join(args)}: the repository lock is held: {text.strip()}")
+        raise DvcCommandError(f"dvc {' '.join(args)} failed in {project} ({proc.returncode}): {text.strip()}")
+    return text
+
+
+def dvc_commit(project: str | Path, name: str, push: bool = False) -> str:
+    """Record stage ``name``'s outputs in dvc.lock and the cache (and the remote when ``push``)."""
+    out = _dvc(["commit", "--force", name], project)
+    if push:
+        out += _dvc(["push", name], project)
+    return out
+
+
+def dvc_add(project: str | Path, target: str, push: bool = False) -> str:
+    """Track ``target`` (a folder the flows own, e.g. models/best) with a .dvc file."""
+    out = _dvc(["add", target], project)
+    if push:
+        out += _dvc(["push", f"{target}.dvc"], project)
+    return out
+
+
+def lock_entry(project: str | Path, name: str) -> dict | None:
+    lock = Path(project) / "dvc.lock"
+    if not lock.is_file():
+        return None
+    return (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get(name)

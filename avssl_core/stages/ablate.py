@@ -1,0 +1,160 @@
+"""ablate: one Optuna study per ablation table of the papers (avssl_core/ablate/studies.py).
+
+Each trial pretrains the study's method with the ``ablate.preset`` preset, the trial's grid point as
+hyper-parameters and the tiny budget of ``ablate.*``, in its own folder, then scores it (default: held-out
+pretext accuracy under the study's protocol). Validation accuracy after every epoch is the trial's
+intermediate value, so ``ablate.pruner`` can stop hopeless trials.
+
+Reads  <clips_dir>/index.csv, the storage at ``ablate.storage`` (created if missing)
+Writes <ablate.out_dir>/<study>/trial_<n>/ (the trial's run, model.pt, trial.json)
+       <ablate.out_dir>/<study>/trials.csv, trials.md (every trial of the study, from every worker)
+
+Running it again resumes the study (same name in the same storage): finished trials stay, trials of a
+killed worker are failed and retried, and new trials run until the study holds ``ablate.trials``.
+Several workers (processes or machines) pointed at one PostgreSQL storage share the study's grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from avssl_core.ablate.objective import make_objective, parse_objective
+from avssl_core.ablate.storage import absolute_url, display_url, open_storage
+from avssl_core.ablate.studies import StudyDefinition, get_study
+from avssl_core.ablate.table import trial_rows, write_tables
+from avssl_core.ablate.workers import retry_trial, run_worker
+from avssl_core.config import AblateConfig, Config
+from avssl_core.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+SETUP_ATTR = "avssl_setup"  # what a study's trials share; a rerun with other settings is refused
+
+
+def build_pruner(ab: AblateConfig) -> optuna.pruners.BasePruner:
+    # Steps are 0-based epochs: warm-up W lets every trial finish W epochs before its first verdict.
+    if ab.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=ab.pruner_startup_trials,
+                                           n_warmup_steps=ab.pruner_warmup_epochs)
+    if ab.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, ab.pruner_warmup_epochs))
+    if ab.pruner == "threshold":
+        return optuna.pruners.ThresholdPruner(lower=ab.prune_below, n_warmup_steps=ab.pruner_warmup_epochs)
+    return optuna.pruners.NopPruner()
+
+
+def study_setup(cfg: Config, definition: StudyDefinition, objective_text: str, direction: str) -> dict[str, Any]:
+    ab = cfg.ablate
+    return {
+        "study": definition.key, "method": definition.method, "preset": ab.preset,
+        "objective": objective_text, "direction": direction,
+        "grid": {k: list(v) for k, v in definition.grid.items()},
+        "budget": {"epochs": ab.epochs, "max_steps": ab.max_steps, "pairs_per_clip": ab.pairs_per_clip,
+                   "val_pairs": ab.val_pairs, "batch_size": ab.batch_size},
+        "clips": str(Path(cfg.paths.clips_dir).resolve() / "index.csv"),
+        "base_hparams": cfg.pretrain.hparams.get(definition.method, {}),
+    }
+
+
+def check_setup(study: optuna.Study, setup: dict[str, Any], url: str) -> None:
+    """Record the study's setup the first time; refuse to add trials made under another one."""
+    recorded = study.user_attrs.get(SETUP_ATTR)
+    if recorded is None:
+        study.set_user_attr(SETUP_ATTR, setup)
+        return
+    differing = sorted(k for k in set(setup) | set(recorded) if setup.get(k) != recorded.get(k))
+    if differing:
+        changes = "; ".join(f"{k}: {recorded.get(k)!r} -> {setup.get(k)!r}" for k in differing)
+        raise ConfigError(
+            f"study {study.study_name!r} in {display_url(url)} was run with other settings ({changes}); its trials "
+            f"would not be comparable. Use a new name (--set ablate.study_name=NAME) or delete it: "
+            f"optuna delete-study --study-name {study.study_name} --storage {shlex.quote(display_url(url))}")
+
+
+def dashboard_command(url: str) -> str:
+    shown = absolute_url(url)
+    return f"optuna-dashboard {shlex.quote(display_url(shown))}"
+
+
+def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
+    """Run (or resume) the ablation study ``study`` (default: ``ablate.study``) in this process, as one of
+    possibly several workers, then write the study's table of trials."""
+    started = time.perf_counter()
+    ab = cfg.ablate
+    definition = get_study(study or ab.study)
+    from avssl_core.methods.registry import METHODS
+
+    if definition.method not in METHODS:
+        raise ConfigError(f"study {definition.key!r} needs method {definition.method!r}, which is not registered "
+                          f"(registered: {sorted(METHODS)})")
+    definition.check_budget(ab.epochs)
+    objective = parse_objective(ab.objective, definition)
+    index_csv = Path(cfg.paths.clips_dir) / "index.csv"
+    if not index_csv.is_file():
+        raise DataError(f"{index_csv}: no clip index; run `avssl data` (or `dvc repro segment`) first")
+    requested = ab.trials or definition.size
+    target = min(requested, definition.size)
+    if requested > definition.size:
+        log.warning("ablate.trials=%d: study %s has %d grid points; running %d", requested, definition.key,
+                    definition.size, target)
+
+    name = ab.study_name or definition.key
+    with warnings.catch_warnings():
+        # Heartbeats are marked experimental in Optuna; they are what recovers a killed worker's trial.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = open_storage(ab.storage, heartbeat_interval_s=ab.heartbeat_interval_s,
+                               grace_period_s=ab.grace_period_s, on_stale_trial=retry_trial)
+        sampler = optuna.samplers.GridSampler({k: list(v) for k, v in definition.grid.items()},
+                                              seed=ab.sampler_seed)
+        opt_study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                        pruner=build_pruner(ab), direction=objective.direction,
+                                        load_if_exists=True)
+        check_setup(opt_study, study_setup(cfg, definition, objective.text, objective.direction), ab.storage)
+        study_dir = Path(ab.out_dir) / name
+        log.info("ablate %s (%s): %d trials of %s/%s, objective %s, storage %s", name, definition.source, target,
+                 definition.method, ab.preset, objective.text, display_url(ab.storage))
+        stopped = run_worker(opt_study, storage, make_objective(cfg, definition, objective, study_dir),
+                             target=target, grid_size=definition.size, timeout_s=ab.timeout_s)
+
+    rows = trial_rows(opt_study, definition)
+    states = {s.name: sum(1 for r in rows if r["state"] == s.name) for s in optuna.trial.TrialState}
+    best = _best(opt_study)
+    command = dashboard_command(ab.storage)
+    header = [
+        f"# Ablation {name}: {definition.source}",
+        "",
+        f"- method `{definition.method}`, preset `{ab.preset}`, budget per trial: {ab.epochs} epochs, "
+        f"max_steps {ab.max_steps}, {ab.pairs_per_clip} pairs per clip, {ab.val_pairs} held-out pairs",
+        f"- objective: `{objective.text}` ({objective.direction}; pretext protocol: {objective.protocol})",
+        f"- data: `{index_csv}`",
+        f"- `paper`: {definition.paper_metric} (full-scale training: compare rankings, not values)",
+        f"- best: {best}",
+        f"- dashboard: `{command}`",
+    ]
+    csv_path, md_path = write_tables(rows, study_dir, header=header)
+    summary = {
+        "study": definition.key, "study_name": name, "source": definition.source, "method": definition.method,
+        "preset": ab.preset, "objective": objective.text, "direction": objective.direction,
+        "storage": display_url(ab.storage), "trials_target": target, "stopped": stopped,
+        "states": {k: v for k, v in states.items() if v}, "best": best,
+        "table_csv": str(csv_path), "table_md": str(md_path), "dashboard": command,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    log.info("ablate %s: %s; table %s; dashboard: %s", name, summary["states"], md_path, command)
+    return summary
+
+
+def _best(study: optuna.Study) -> dict[str, Any] | None:
+    try:
+        trial = study.best_trial
+    except ValueError:  # no COMPLETE trial yet
+        return None
+    return {"trial": trial.number, "params": trial.params, "value": trial.value}
+

@@ -1,0 +1,224 @@
+"""The stage tasks every flow is built from, and the steps flows share (parameter checks, versioning).
+
+Only orchestration lives here: the work is done by the same functions `avssl <stage>` and dvc.yaml run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from prefect.tasks import exponential_backoff
+
+from avssl_core.config import Config
+from avssl_core.errors import ConfigError
+from avssl_core.orchestration import cache, versioning
+from avssl_core.orchestration.artifacts import artifact_key, metrics_table, stage_markdown
+from avssl_core.orchestration.parameters import flow_config
+from avssl_core.orchestration.retry import retry_if_transient
+
+DvcMode = Literal["commit", "push", "off"]
+Preset = Literal["tiny", "paper"]
+
+# Transient failures (I/O, timeouts, a held DVC lock) are retried twice, 10 s then 20 s later (+-50%);
+# a ConfigError or DataError fails at once. AVSSL_RETRY_DELAY_S shortens the wait (tests).
+RETRIES = 2
+RETRY_DELAY_S = float(os.environ.get("AVSSL_RETRY_DELAY_S", "10"))
+RETRY_OPTIONS: dict[str, Any] = {
+    "retries": RETRIES,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=RETRY_DELAY_S),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+}
+
+
+def _from_key(ctx, parameters: dict) -> str | None:
+    """Cache key fn: the content key the flow computed for this call (None: do not cache)."""
+    return parameters.get("content_key")
+
+
+CACHED = {**RETRY_OPTIONS, "cache_key_fn": _from_key, "persist_result": True}
+UNCACHED = {**RETRY_OPTIONS, "cache_policy": NO_CACHE, "persist_result": False}
+
+
+def _logger() -> logging.Logger:
+    try:
+        return get_run_logger()  # type: ignore[return-value]
+    except Exception:  # outside a run (called directly)
+        return logging.getLogger("avssl.flows")
+
+
+# -- flow set-up -------------------------------------------------------------------------------------------
+
+class FlowSetup:
+    """A flow's configuration and versioning mode, checked before any stage runs."""
+
+    def __init__(self, params_file: str, overrides: list[str] | None, dvc: str, stages: list[str],
+                 refresh_cache: bool = False) -> None:
+        self.cfg, file_cfg = flow_config(params_file, list(overrides or []))
+        versioning.check_project(".", dvc)
+        self.dvc = dvc
+        self.refresh_cache = refresh_cache
+        self.dvc_stages = versioning.dvc_stages(".") if dvc != "off" else {}
+        if dvc != "off":
+            versioning.check_overrides_versionable(self.cfg, file_cfg, self.dvc_stages, stages, list(overrides or []))
+
+    def version(self, stage: str, item: str | None = None) -> str:
+        """dvc commit (and push) the dvc.yaml stage matching ``stage``; returns a line for the artifact."""
+        if self.dvc == "off":
+            return "Not versioned (dvc='off')."
+        name = versioning.stage_name(self.dvc_stages, stage, item)
+        if name is None:
+            _logger().warning("dvc.yaml has no stage %r: its outputs are not versioned", stage)
+            return f"Not versioned: dvc.yaml has no stage {stage!r}."
+        dvc_commit_task(name, push=self.dvc == "push")
+        return f"Versioned by DVC: `dvc commit {name}`{' + `dvc push`' if self.dvc == 'push' else ''} (see dvc.lock)."
+
+    def run_cached(self, task_fn, stage: str, key: str | None, *args, method: str | None = None):
+        """Run a cached stage task, reusing a cached result only while its outputs are intact."""
+        outputs = cache.stage_outputs(self.cfg, stage, method)
+        refresh = self.refresh_cache or not cache.is_fresh(key, outputs)
+        result = task_fn.with_options(refresh_cache=refresh)(self.cfg, *args, content_key=key)
+        cache.write_stamp(key, outputs)
+        return result
+
+
+def stage_available(stage: str) -> bool:
+    return importlib.util.find_spec(f"avssl_core.stages.{stage}") is not None
+
+
+def require_stage(stage: str) -> None:
+    if not stage_available(stage):
+        raise ConfigError(f"the {stage} stage (avssl_core/stages/{stage}.py) is not part of this checkout")
+
+
+def _artifact(stage: str, summary: dict, note: str, *suffix: str) -> None:
+    create_markdown_artifact(stage_markdown(stage, summary, dvc_note=note), key=artifact_key("avssl", stage, *suffix),
+                             description=f"avssl {stage} {' '.join(suffix)}".strip())
+
+
+# -- tasks -----------------------------------------------------------------------------------------------
+
+@task(name="dvc-commit", **UNCACHED)
+def dvc_commit_task(name: str, push: bool = False) -> str:
+    return versioning.dvc_commit(".", name, push=push)
+
+
+@task(name="dvc-add", **UNCACHED)
+def dvc_add_task(target: str, push: bool = False) -> str:
+    return versioning.dvc_add(".", target, push=push)
+
+
+# Acquire always runs, as in dvc.yaml: sources outside the project change without anyone seeing it, and
+# its output (the manifest's sha256 column) is what keys the later stages' caches.
+@task(name="acquire", **UNCACHED)
+def acquire_task(cfg: Config) -> dict:
+    from avssl_core.stages.acquire import run_acquire
+
+    return run_acquire(cfg)
+
+
+@task(name="validate", **CACHED)
+def validate_task(cfg: Config, content_key: str | None = None) -> dict:
+    from avssl_core.stages.validate import run_validate
+
+    return run_validate(cfg)
+
+
+@task(name="segment", **CACHED)
+def segment_task(cfg: Config, content_key: str | None = None) -> dict:
+    from avssl_core.stages.segment import run_segment
+
+    return run_segment(cfg)
+
+
+@task(name="pretrain", task_run_name="pretrain-{method}", **CACHED)
+def pretrain_task(cfg: Config, method: str, preset: str, content_key: str | None = None) -> dict:
+    from avssl_core.stages.pretrain import run_pretrain
+
+    return run_pretrain(cfg, method, preset)
+
+
+@task(name="evaluate", task_run_name="evaluate-{method}", **CACHED)
+def evaluate_task(cfg: Config, method: str, content_key: str | None = None) -> dict:
+    from avssl_core.stages.evaluate import run_evaluate
+
+    return run_evaluate(cfg, method)
+
+
+@task(name="report", **UNCACHED)
+def report_task(cfg: Config) -> dict:
+    from avssl_core.stages.report import run_report
+
+    return run_report(cfg)
+
+
+# An Optuna study resumes from its own storage, so a Prefect cache would only hide new trials.
+@task(name="ablate", task_run_name="ablate-{study}", **UNCACHED)
+def ablate_task(cfg: Config, study: str) -> dict:
+    from avssl_core.stages.ablate import run_ablate
+
+    return run_ablate(cfg, study)
+
+
+# -- steps shared by the flows ------------------------------------------------------------------------------
+
+def run_acquire(setup: FlowSetup) -> dict:
+    acquired = acquire_task(setup.cfg)
+    _artifact("acquire", acquired, setup.version("acquire"))
+    return acquired
+
+
+def run_data(setup: FlowSetup, acquired: dict | None = None) -> dict:
+    """acquire (unless ``acquired`` is its summary from earlier in the flow), validate, segment."""
+    cfg = setup.cfg
+    acquired = acquired if acquired is not None else run_acquire(setup)
+    validated = setup.run_cached(validate_task, "validate", cache.validate_key(cfg))
+    _artifact("validate", validated, setup.version("validate"))
+    segmented = setup.run_cached(segment_task, "segment", cache.segment_key(cfg))
+    _artifact("segment", segmented, setup.version("segment"))
+    return {"acquire": acquired, "validate": validated, "segment": segmented}
+
+
+def run_pretrain_method(setup: FlowSetup, method: str, preset: str | None) -> dict:
+    preset = preset or setup.cfg.pretrain.preset
+    summary = setup.run_cached(pretrain_task, "pretrain", cache.pretrain_key(setup.cfg, method, preset),
+                               method, preset, method=method)
+    _artifact("pretrain", summary, setup.version("pretrain", method), method)
+    return summary
+
+
+def run_evaluate_method(setup: FlowSetup, method: str) -> dict:
+    require_stage("evaluate")
+    summary = setup.run_cached(evaluate_task, "evaluate", cache.evaluate_key(setup.cfg, method), method,
+                               method=method)
+    table = metrics_table({method: summary})
+    if table:
+        create_table_artifact(table, key=artifact_key("avssl", "metrics", method),
+                              description=f"metrics/{method}.json")
+    setup.version("evaluate", method)
+    return summary
+
+
+def publish_metrics_table(cfg: Config, methods: list[str], key: str = "avssl-metrics") -> list[dict]:
+    """One table of every method's metrics: metrics/<m>.json where evaluate ran, else pretrain's."""
+    import json
+
+    by_method = {}
+    for m in methods:
+        for name in (f"{m}.json", f"pretrain_{m}.json"):
+            path = Path(cfg.paths.metrics_dir) / name
+            if path.is_file():
+                by_method[m] = json.loads(path.read_text())
+                break
+    table = metrics_table(by_method)
+    if table:
+        create_table_artifact(table, key=key, description="metrics per method")
+    return table

@@ -1,0 +1,102 @@
+"""One real local Prefect server (SQLite) per test process, shared by every test that needs one.
+
+Started on first use as a subprocess with its own PREFECT_HOME in a temporary folder, stopped at exit.
+The singleton lives in this module rather than in a fixture so that two test files asking for it in one
+session still get the same server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+PREFECT = [sys.executable, "-m", "prefect"]
+
+
+@dataclass
+class LocalPrefectServer:
+    home: Path
+    url: str  # the API URL, http://127.0.0.1:PORT/api
+    process: subprocess.Popen
+    log: Path
+    started_s: float  # seconds from launch to a healthy API
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for prefect CLI calls, workers and flow runs that talk to this server."""
+        env = dict(os.environ)
+        env.update({
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "AVSSL_RETRY_DELAY_S": "0.1",
+        })
+        env.update(extra)
+        return env
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_SERVER: LocalPrefectServer | None = None
+
+
+def local_prefect_server(timeout_s: float = 120.0) -> LocalPrefectServer:
+    global _SERVER
+    if _SERVER is not None and _SERVER.process.poll() is None:
+        return _SERVER
+    home = Path(tempfile.mkdtemp(prefix="avssl-prefect-home-"))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_UI_ENABLED="false", PREFECT_API_URL=url)
+    log = home / "server.log"
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        process = subprocess.Popen([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = LocalPrefectServer(home, url, process, log, 0.0)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            server.stop()
+            raise RuntimeError(f"prefect server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    else:
+        text = log.read_text()[-3000:]
+        server.stop()
+        raise RuntimeError(f"prefect server not healthy after {timeout_s} s:\n{text}")
+    server.started_s = time.perf_counter() - started
+    atexit.register(server.stop)
+    _SERVER = server
+    return server

@@ -1,0 +1,87 @@
+"""Two `avssl ablate` workers (two processes) share one study on a real PostgreSQL server, started here
+in a temporary folder (Debian's postgresql package; scripts/install.sh installs it), without running any
+grid point twice."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from test_ablate import _overrides
+
+from avssl_core.ablate.workers import progress
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def postgres_url():
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql")
+    as_user: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="avssl-pg-"))
+    if os.geteuid() == 0:
+        # The server refuses to run as root: run it as Debian's postgres user.
+        try:
+            import pwd
+
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(root)
+            pytest.skip("running as root and there is no 'postgres' user to run the PostgreSQL server as")
+        os.chown(root, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", _free_port()
+    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w",
+                    "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_without_duplicate_grid_points(tiny_clips, tmp_path, postgres_url):
+    sets = [a for o in _overrides(tiny_clips, tmp_path) for a in ("--set", o)]
+    command = [sys.executable, "-m", "avssl_core.cli", *sets, "ablate", "--study", "avts_curriculum",
+               "--storage", postgres_url]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [w.communicate(timeout=500)[1] for w in workers]
+    for worker, err in zip(workers, errors, strict=True):
+        assert worker.returncode == 0, err[-3000:]
+
+    study = optuna.load_study(study_name="avts_curriculum", storage=postgres_url)
+    trials = study.trials
+    assert progress(study).done == 6 and len(trials) == 6  # AVTS Table 1's six rows, once each
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    rows = Counter(t.params["negatives"] for t in trials)
+    assert len(rows) == 6 and set(rows.values()) == {1}, rows
+    pids = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert pids == {w.pid for w in workers}  # both workers ran trials of the one study
+    table = (tmp_path / "ablate" / "avts_curriculum" / "trials.md").read_text()
+    assert table.count("| COMPLETE |") == 6 and "optuna-dashboard postgresql://postgres@127.0.0.1:" in table
