@@ -22,8 +22,23 @@ import glob
 for path in sorted(glob.glob("metrics/pretrain_*.json")):
     pre = json.load(open(path))
     acc = ", ".join(f"{k} {v:.1%}" for k, v in pre["pretext_accuracy"].items())
-    print(f"pretrain: {pre['method']}/{pre['preset']}: held-out pretext accuracy {acc} (chance 50%),"
+    chance = pre.get("protocol", {}).get("chance", 0.5)
+    print(f"pretrain: {pre['method']}/{pre['preset']}: held-out pretext accuracy {acc} (chance {chance:.1%}),"
           f" {pre['steps']} steps ({pre['seconds']} s) -> {pre['model']}")
+for path in sorted(glob.glob("metrics/pretrain_*.json")):
+    method = json.load(open(path))["method"]
+    try:
+        ev = json.load(open(f"metrics/{method}.json"))
+    except FileNotFoundError:
+        continue
+    shown = []
+    for task, key in (("pretext_easy", "accuracy"), ("audio_probe", "accuracy"), ("action_recognition", "video@1"),
+                      ("retrieval_video", "R@1")):
+        entry = ev["tasks"].get(task)
+        if entry and key in entry.get("pretrained", {}):
+            scratch = entry.get("scratch", {}).get(key)
+            shown.append(f"{task} {entry['pretrained'][key]:.2f}" + (f" (scratch {scratch:.2f})" if scratch is not None else ""))
+    print(f"evaluate: {method}: " + ", ".join(shown) + f" ({ev.get('seconds')} s)")
 PY
 echo "All metrics: dvc metrics show"
 cat <<MSG
@@ -33,5 +48,7 @@ Valid sources:     data/validated/valid.csv
 Quarantined files: data/validated/quarantine.csv (each with its reasons)
 Data Docs (GX):    data/validated/datadocs/index.html
 Pretrained models: data/pretrain/<method>/model.pt  (loss curves: dvc plots show)
+Evaluation:        metrics/<method>.json, pictures under data/evaluate/<method>/
+THE REPORT:        dashboards/report/index.html  (and dashboards/report/leaderboard.md)
 Version it:        dvc push   (default remote: ~/.cache/avssl/dvc-remote; see README)
 MSG
