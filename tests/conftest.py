@@ -61,3 +61,12 @@ def tiny_clips(tmp_path_factory) -> Path:
     run_validate(cfg)
     run_segment(cfg)
     return root / "clips" / "index.csv"
+
+
+# Flow runs in this process leave Prefect's service threads running, and a process with threads must not
+# fork (test_pretext forks DataLoader workers on purpose): the Prefect test files run last.
+_RUN_LAST = ("test_flows.py", "test_prefect_deployment.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.path.name in _RUN_LAST)  # stable: the rest keep their order
