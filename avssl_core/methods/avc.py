@@ -122,13 +122,6 @@ class AVC(PretrainMethod):
         """[B, 3, H, W] frames -> [B, embed_dim]."""
         return self.video_net(batch["video"])
 
-    def video_backbone(self) -> nn.Module:
-        """The ResNet18 frame network with its 128-d embedding FC (the encoder ends in it, AVC Sec. II)."""
-        return self.video_net
-
-    def audio_backbone(self) -> nn.Module:
-        return self.audio_net
-
     def embed_audio(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, 1, freq, frames] normalised log spectrograms -> [B, embed_dim]."""
         return self.audio_net(batch["audio"])

@@ -163,13 +163,6 @@ class AVTS(PretrainMethod):
         """[B, 3, T, H, W] clips -> [B, embed_dim]."""
         return self.video_fc(self.video_net(batch["video"]))
 
-    def video_backbone(self) -> nn.Module:
-        """The MC3 video network up to its global pooling (no embedding FC)."""
-        return self.video_net
-
-    def audio_backbone(self) -> nn.Module:
-        return self.audio_net
-
     def embed_audio(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, 1, frames, bands] normalised filterbanks -> [B, embed_dim]."""
         return self.audio_net(batch["audio"])

@@ -113,12 +113,19 @@ class PretrainMethod(nn.Module):
     # ``preprocess`` on them, and calls these. Features are pooled backbone outputs, before any pretext
     # head or projection, so fine-tuning and linear probes see what the encoder learned.
     def video_backbone(self) -> nn.Module:
-        """A module: preprocessed ``batch["video"]`` tensor -> [B, D] features (trainable, for fine-tuning)."""
-        raise NotImplementedError(f"{self.name}: no video backbone")
+        """A module: preprocessed ``batch["video"]`` tensor -> [B, D] features (trainable, for fine-tuning).
+        Default: the method's ``video_net``."""
+        return self._network("video_net")
 
     def audio_backbone(self) -> nn.Module:
-        """A module: preprocessed ``batch["audio"]`` tensor -> [B, D] features."""
-        raise NotImplementedError(f"{self.name}: no audio backbone")
+        """A module: preprocessed ``batch["audio"]`` tensor -> [B, D] features. Default: ``audio_net``."""
+        return self._network("audio_net")
+
+    def _network(self, attribute: str) -> nn.Module:
+        net = getattr(self, attribute, None)
+        if not isinstance(net, nn.Module):
+            raise NotImplementedError(f"{self.name}: no {attribute}; override the backbone accessor")
+        return net
 
     @torch.no_grad()
     def localization_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -15,11 +15,14 @@ from avssl_core.models.init import init_conv_bn_
 RESNET18_CHANNELS = (64, 128, 256, 512)
 
 
-class _WidthResNet18(ResNet):
-    """torchvision's ResNet18 with free stage widths (torchvision fixes them at 64..512); reuses its
-    ``_make_layer`` and initialisation, so with ``RESNET18_CHANNELS`` it equals ``resnet18``."""
+class WidthResNet2d(ResNet):
+    """torchvision's 2-D ResNet of BasicBlocks with free stage widths and ``blocks`` per stage
+    (torchvision fixes the widths at 64..512); reuses its ``_make_layer`` and initialisation, so with
+    ``RESNET18_CHANNELS`` and 2 blocks it equals ``resnet18``. ``num_classes=None``: no classifier
+    (``fc`` is the identity)."""
 
-    def __init__(self, channels: Sequence[int], in_channels: int, num_classes: int) -> None:
+    def __init__(self, channels: Sequence[int], in_channels: int, num_classes: int | None, *,
+                 blocks: int = 2) -> None:
         nn.Module.__init__(self)  # ResNet.__init__ would first build the full-width network
         c = list(channels)
         self._norm_layer = nn.BatchNorm2d
@@ -28,12 +31,12 @@ class _WidthResNet18(ResNet):
         self.bn1 = nn.BatchNorm2d(c[0])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(BasicBlock, c[0], 2)
-        self.layer2 = self._make_layer(BasicBlock, c[1], 2, stride=2)
-        self.layer3 = self._make_layer(BasicBlock, c[2], 2, stride=2)
-        self.layer4 = self._make_layer(BasicBlock, c[3], 2, stride=2)
+        self.layer1 = self._make_layer(BasicBlock, c[0], blocks)
+        self.layer2 = self._make_layer(BasicBlock, c[1], blocks, stride=2)
+        self.layer3 = self._make_layer(BasicBlock, c[2], blocks, stride=2)
+        self.layer4 = self._make_layer(BasicBlock, c[3], blocks, stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(c[3], num_classes)
+        self.fc = nn.Identity() if num_classes is None else nn.Linear(c[3], num_classes)
         init_conv_bn_(self)
 
 
@@ -68,5 +71,5 @@ def resnet18_2d(*, in_channels: int, embed_dim: int,
             net.conv1 = nn.Conv2d(in_channels, channels[0], kernel_size=7, stride=2, padding=3, bias=False)
             nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     else:
-        net = _WidthResNet18(channels, in_channels, embed_dim)
+        net = WidthResNet2d(channels, in_channels, embed_dim)
     return ResNet18Encoder(net, embed_dim)

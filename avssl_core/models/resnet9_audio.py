@@ -12,38 +12,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
-from torchvision.models import ResNet
-from torchvision.models.resnet import BasicBlock
 
-from avssl_core.models.init import init_conv_bn_
+from avssl_core.models.resnet2d import WidthResNet2d
 
 RESNET9_CHANNELS = (64, 128, 256, 512)
 
 
-class ResNet9Audio(ResNet):
+class ResNet9Audio(WidthResNet2d):
     """Spectrogram [B, 1, time, mel] -> pooled features [B, channels[-1]]; ``return_map=True`` gives the
     last stage's map [B, C, time/32, mel/32] (rounded up)."""
 
     def __init__(self, channels: Sequence[int] = RESNET9_CHANNELS, in_channels: int = 1) -> None:
-        nn.Module.__init__(self)  # ResNet.__init__ would build a classifier network we do not want
         c = [int(x) for x in channels]
         if len(c) != 4 or min(c) < 1:
             raise ValueError(f"ResNet9Audio: channels must be 4 positive widths, got {tuple(channels)}")
-        self._norm_layer = nn.BatchNorm2d
-        self.inplanes, self.dilation, self.groups, self.base_width = c[0], 1, 1, 64
-        self.conv1 = nn.Conv2d(in_channels, c[0], kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(c[0])
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(BasicBlock, c[0], 1)
-        self.layer2 = self._make_layer(BasicBlock, c[1], 1, stride=2)
-        self.layer3 = self._make_layer(BasicBlock, c[2], 1, stride=2)
-        self.layer4 = self._make_layer(BasicBlock, c[3], 1, stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Identity()
+        super().__init__(c, in_channels, None, blocks=1)
         self.out_dim = c[3]
-        init_conv_bn_(self)
 
     def forward(self, x: torch.Tensor, *, return_map: bool = False) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
