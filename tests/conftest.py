@@ -14,6 +14,19 @@ SHARED_DIR = Path(os.environ.get("AVSSL_SHARED_DIR", REPO_ROOT.parent / "shared"
 BIGBUCKBUNNY = SHARED_DIR / "media" / "bigbuckbunny.mp4"
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: two CPU cores are shared by several test runs, and model tests
+    with a thread each keep them from thrashing. Test modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

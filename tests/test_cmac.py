@@ -24,12 +24,7 @@ from avssl_core.pretext.spec import PairKind
 SR = 16000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def raw_samples(n: int, *, clips: list[int] | None = None, seed: int = 0) -> list[dict]:

@@ -28,13 +28,7 @@ from avssl_core.pretext.spec import PairKind
 from avssl_core.stages.pretrain import METHOD_PROTOCOLS
 from avssl_core.train.optim import build_optimizer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_batch(method: CoAttention, n: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -38,12 +38,7 @@ from avssl_core.pretext.spec import PairSpec
 SR = 16000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- scores ------------------------------------------------------------------------------------------

@@ -28,20 +28,14 @@ from avssl_core.models.features import (
     estimate_feature_stats,
     select_fraction,
 )
-from avssl_core.models.resnet2d import _WidthResNet18, resnet18_2d
+from avssl_core.models.resnet2d import WidthResNet2d, resnet18_2d
 from avssl_core.models.video import _WidthVideoResNet, mc3_video_encoder
 from avssl_core.pretext.spec import NegativeMix, PairKind
 
 SR = 16000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two CPU cores are shared by several test runs; one thread each keeps them from thrashing.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _count(module) -> int:
@@ -207,7 +201,7 @@ def test_encoders_match_torchvision_and_give_maps():
     assert _count(paper_mc3) == _count(mc3_18(weights=None)) - (512 * 400 + 400)  # minus the classifier
     # The narrow-width builder is the same architecture: at full width it counts the same parameters.
     assert _count(_WidthVideoResNet((64, 128, 256, 512), [Conv3DSimple] + [Conv3DNoTemporal] * 3)) == _count(paper_mc3)
-    assert _count(_WidthResNet18((64, 128, 256, 512), 3, 128)) == _count(resnet18(weights=None, num_classes=128))
+    assert _count(WidthResNet2d((64, 128, 256, 512), 3, 128)) == _count(resnet18(weights=None, num_classes=128))
 
     tiny_mc3 = mc3_video_encoder(channels=(8, 8, 16, 16))
     clip = torch.randn(2, 3, 4, 32, 32)

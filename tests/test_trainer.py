@@ -30,14 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Subprocess runs use one thread; so must in-process runs whose weights are compared with them
-    (a different thread count can change the order of floating-point sums)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Subprocess runs use one thread; so must in-process runs whose weights are compared with them (a
+# different thread count can change the order of floating-point sums).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _env() -> dict[str, str]:
