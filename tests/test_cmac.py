@@ -27,12 +27,15 @@ SR = 16000
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def raw_samples(n: int, *, clips: list[int] | None = None, seed: int = 0) -> list[dict]:
+def raw_samples(n: int, *, clips: list[int] | None = None, sources: list[int] | None = None,
+                seed: int = 0) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     clips = clips if clips is not None else list(range(n))
+    sources = sources if sources is not None else clips  # by default every clip from its own video
     return [{"video": torch.randint(0, 256, (4, 60, 72, 3), dtype=torch.uint8, generator=g),
              "audio": (torch.rand(2, SR, generator=g) * 2 - 1) * (0.1 + i / n), "label": 1,
-             "kind": int(PairKind.POSITIVE), "index": i, "clip": clips[i]} for i in range(n)]
+             "kind": int(PairKind.POSITIVE), "index": i, "clip": clips[i], "source": sources[i]}
+            for i in range(n)]
 
 
 def tiny_method(seed: int = 0, **overrides) -> CMAC:
@@ -40,8 +43,9 @@ def tiny_method(seed: int = 0, **overrides) -> CMAC:
     return CMAC("tiny", **overrides)
 
 
-def batch_for(method: CMAC, n: int = 6, *, train: bool = True, clips: list[int] | None = None) -> dict:
-    samples = raw_samples(n, clips=clips)
+def batch_for(method: CMAC, n: int = 6, *, train: bool = True, clips: list[int] | None = None,
+              sources: list[int] | None = None) -> dict:
+    samples = raw_samples(n, clips=clips, sources=sources)
     if not bool(method.normalizer.fitted):
         method.fit_normalization(samples, fraction=1.0)
     pre = method.preprocess(train=train)
@@ -77,12 +81,14 @@ def test_cmac_contrastive_loss_is_eq7_with_batch_bank_and_within_modal_negatives
     m = tiny_method()
     dim = m.hparams["embed_dim"]
     g = torch.Generator().manual_seed(1)
-    # Bank rows: clips 0..3 written (clip 2 will be a query's own clip), the rest empty.
-    m.video_bank.write(torch.randn(4, dim, generator=g), torch.tensor([0, 1, 2, 3]))
-    m.audio_bank.write(torch.randn(4, dim, generator=g), torch.tensor([0, 1, 2, 3]))
-    clips = torch.tensor([2, 7, 2])  # clip 2 twice in the batch: not each other's negative
+    # Bank rows: clips 0..3 written, from source videos 10, 11, 12, 12 (clips 2 and 3 were cut from one
+    # video, the video of two queries), the rest empty.
+    bank_sources = torch.tensor([10, 11, 12, 12])
+    m.video_bank.write(torch.randn(4, dim, generator=g), torch.tensor([0, 1, 2, 3]), bank_sources)
+    m.audio_bank.write(torch.randn(4, dim, generator=g), torch.tensor([0, 1, 2, 3]), bank_sources)
+    sources = torch.tensor([12, 17, 12])  # two clips of video 12 in the batch: not each other's negative
     query, keys = torch.randn(3, dim, generator=g), F.normalize(torch.randn(3, dim, generator=g), dim=1)
-    got = m._contrastive(query, keys, m.video_bank, m.audio_bank, clips)
+    got = m._contrastive(query, keys, m.video_bank, m.audio_bank, sources)
     tau = m.hparams["temperature"]
 
     def cos(a, b):
@@ -91,29 +97,31 @@ def test_cmac_contrastive_loss_is_eq7_with_batch_bank_and_within_modal_negatives
     losses = []
     for n in range(3):
         listed = [cos(query[n], keys[n])]
-        listed += [cos(query[n], keys[j]) for j in range(3) if clips[j] != clips[n]]  # batch, cross-modal
+        listed += [cos(query[n], keys[j]) for j in range(3) if sources[j] != sources[n]]  # batch, cross-modal
         for bank in (m.audio_bank, m.video_bank):  # cross-modal bank, then within-modal (Eq. 7)
             listed += [cos(query[n], bank.keys[r]) for r in range(bank.size)
-                       if bank.clips[r] >= 0 and bank.clips[r] != clips[n]]
+                       if bank.clips[r] >= 0 and bank.sources[r] != sources[n]]
+        assert len(listed) == (1 + 1 + 2 + 2 if n != 1 else 1 + 2 + 4 + 4)
         losses.append(-(listed[0] / tau - math.log(sum(math.exp(s / tau) for s in listed))))
     assert got.item() == pytest.approx(sum(losses) / 3, rel=1e-5)
 
     # Without within-modal negatives the video bank drops out of the denominator: a smaller loss.
     m.hparams["within_modal_negatives"] = False
-    assert m._contrastive(query, keys, m.video_bank, m.audio_bank, clips).item() < got.item()
+    assert m._contrastive(query, keys, m.video_bank, m.audio_bank, sources).item() < got.item()
 
 
 def test_within_modal_positive_uses_the_clips_bank_key_against_other_clips():
     m = tiny_method(within_modal_positives=True)
     dim = m.hparams["embed_dim"]
     g = torch.Generator().manual_seed(2)
-    m.video_bank.write(torch.randn(3, dim, generator=g), torch.tensor([0, 1, 5]))
+    m.video_bank.write(torch.randn(4, dim, generator=g), torch.tensor([0, 1, 5, 6]), torch.tensor([0, 1, 5, 1]))
     query, clips = torch.randn(2, dim, generator=g), torch.tensor([1, 9])  # clip 9 has no key yet
+    sources = torch.tensor([1, 9])  # clip 6 shares clip 1's video: not a negative of it
     tau = m.hparams["temperature"]
     listed = [float(F.cosine_similarity(query[0], m.video_bank.keys[1], dim=0))]
     listed += [float(F.cosine_similarity(query[0], m.video_bank.keys[r], dim=0)) for r in (0, 5)]
     expected = -(listed[0] / tau - math.log(sum(math.exp(s / tau) for s in listed)))
-    assert m._within_positive(query, m.video_bank, clips).item() == pytest.approx(expected, rel=1e-5)
+    assert m._within_positive(query, m.video_bank, clips, sources).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_attention_consistency_is_the_squared_error_and_detach_target_stops_its_gradient():
@@ -247,6 +255,11 @@ def test_memory_bank_writes_the_rows_of_its_clips():
     found_keys, found = bank.lookup(torch.tensor([6, 1]))
     assert found.tolist() == [True, False]  # row 1 now holds clip 6, not clip 1
     torch.testing.assert_close(found_keys[0], bank.keys[1])
+    # With source videos: clips 6 and 8 were cut from video 40, so a query of video 40 has no negative.
+    bank.write(keys[2:], torch.tensor([6, 8]), torch.tensor([40, 40]))
+    assert bank.sources.tolist() == [-1, 40, -1, 40, -1]
+    assert bank.negative_mask(torch.tensor([40, 2])).tolist() == [[False] * 5,
+                                                                  [False, True, False, True, False]]
 
 
 def test_training_keys_reach_the_banks_after_the_optimizer_step_only():
@@ -376,12 +389,19 @@ def test_a_few_optimizer_steps_reduce_the_loss():
     assert losses[-1] < 0.8 * losses[0], losses
 
 
-def test_instance_top1_asks_whether_the_own_audio_is_nearest_among_other_clips():
+def test_instances_are_source_videos_and_fall_back_to_clips_where_unknown():
+    clips, sources = CMAC._instances({"clip": torch.tensor([4, 5, 6]), "source": torch.tensor([1, 1, 2])})
+    assert clips.tolist() == [4, 5, 6] and sources.tolist() == [1, 1, 2]
+    _, sources = CMAC._instances({"clip": torch.tensor([4, 5, 6]), "source": torch.tensor([1, -1, 2])})
+    assert sources.tolist() == [4, 5, 6]
+
+
+def test_instance_top1_asks_whether_the_own_audio_is_nearest_among_other_videos():
     z_v = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]])
     z_a = torch.tensor([[1.0, 0.0], [1.0, 0.05], [0.0, 1.0]])
     correct, chance = CMAC._instance_top1(z_v, z_a, torch.tensor([0, 1, 2]))
     assert correct.tolist() == [1, 0, 0] and chance == pytest.approx(1 / 3)
-    # Items 0 and 2 from one clip: neither is the other's candidate.
+    # Items 0 and 2 from one video: neither is the other's candidate.
     correct, chance = CMAC._instance_top1(z_v, z_a, torch.tensor([0, 1, 0]))
     assert correct.tolist() == [1, 0, 0] and chance == pytest.approx((1 / 2 + 1 / 3 + 1 / 2) / 3)
 
@@ -392,7 +412,7 @@ def test_evaluation_step_and_localization_maps():
     m.eval()
     out = m.evaluation_step(batch)
     assert out.correct.shape == (5,) and set(out.correct.tolist()) <= {0, 1}
-    assert out.metrics["chance"] == pytest.approx(1 / 5) == pytest.approx(m.pretext_chance(5))
+    assert out.metrics["chance"] == pytest.approx(1 / 5)
     assert m._pending == []  # evaluation never feeds the banks
     maps = m.localization_maps(batch)
     assert maps.shape == (5, 1, 3, 3) and (maps >= 0).all()
@@ -409,10 +429,23 @@ def test_pretrain_stage_trains_cmac_on_real_clips(tiny_clips, tmp_path):
         f"paths.clips_dir={tiny_clips.parent}", f"paths.metrics_dir={tmp_path / 'metrics'}",
         f"pretrain.out_dir={tmp_path / 'pretrain'}", "pretrain.val_split=train", "pretrain.val_pairs=8",
         "pretrain.pairs_per_clip=1", "pretrain.train.batch_size=4", "pretrain.train.max_steps=2",
-        "pretrain.train.epochs=1", "pretrain.train.progress=false"])
+        "pretrain.train.epochs=1", "pretrain.train.progress=false",
+        f"evaluate.methods_dir={tmp_path / 'pretrain'}", f"evaluate.out_dir={tmp_path / 'evaluate'}",
+        "evaluate.split=train", "evaluate.tasks=[pretext]", "evaluate.pretext.pairs=8", "evaluate.batch_size=4"])
     metrics = run_pretrain(cfg, "cmac", "tiny")
     assert metrics["steps"] == 2 and set(metrics["pretext_accuracy"]) == {"easy"}
-    assert metrics["protocol"]["chance"] == pytest.approx(0.25) and metrics["protocol"]["positive_fraction"] == 1.0
+    # Measured chance: 1 / 4 with four distinct clips in each batch of 4, more when a clip repeats.
+    assert 0.25 <= metrics["protocol"]["chance"] <= 1.0 and metrics["protocol"]["positive_fraction"] == 1.0
     assert 0.0 <= metrics["pretext_accuracy"]["easy"] <= 1.0
     saved = torch.load(metrics["model"], weights_only=True)["state_dict"]
     assert (saved["video_bank.clips"] >= 0).sum() > 0  # the bank travels with the model
+    # Downstream, its pretext task is instance discrimination against its measured chance, once (the
+    # pair protocols' negative mixes would all give the same all-positive pairs).
+    from avssl_core.stages.evaluate import run_evaluate
+
+    tasks = run_evaluate(cfg, "cmac")["tasks"]
+    assert set(tasks) == {"pretext_instance"}
+    assert "instance discrimination" in tasks["pretext_instance"]["protocol"]
+    chance = float(tasks["pretext_instance"]["protocol"].split("measured chance ")[1][:5])
+    assert 0.25 <= chance <= 1.0
+    assert 0.0 <= tasks["pretext_instance"]["pretrained"]["accuracy"] <= 1.0

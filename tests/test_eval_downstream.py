@@ -260,6 +260,22 @@ def test_n_clip_averaging_matches_a_direct_computation():
     assert kept.tolist() == [0, 2] and torch.allclose(mean[0], probs[:3].mean(0))
 
 
+def test_pretext_tally_averages_the_chance_a_method_reports_per_sample():
+    from avssl_core.eval.pretext import PretextTally
+    from avssl_core.methods.base import StepOutput
+
+    tally = PretextTally()
+    loss = torch.zeros(())
+    tally.add(StepOutput(loss, {"chance": 0.2}, correct=torch.tensor([1, 0, 0, 1, 0])))
+    tally.add(StepOutput(loss, {"chance": 0.5}, correct=torch.tensor([1, 1])))
+    result = PretextTally.result(tally.counts, 0)
+    assert result["accuracy"] == pytest.approx(4 / 7)
+    assert result["chance"] == pytest.approx((0.2 * 5 + 0.5 * 2) / 7)
+    pairs = PretextTally()  # a pair classifier reports none: the caller's 0.5 applies
+    pairs.add(StepOutput(loss, {}, correct=torch.tensor([1, 0])))
+    assert PretextTally.result(pairs.counts, 0)["chance"] is None
+
+
 def test_windows_decode_at_the_spec_and_count_undecodable_files(tiny_clips, tmp_path):
     frame = pd.read_csv(tiny_clips)
     row = frame.iloc[0]

@@ -212,6 +212,8 @@ def test_dataset_decodes_the_recipe_exactly(index, audio_channels, audio_sample_
         assert sample["video"].dtype == torch.uint8 and sample["video"].shape == (25, 64, 64, 3)
         assert sample["audio"].dtype == torch.float32 and sample["audio"].shape == (audio_channels, rate)
         assert (sample["label"], sample["kind"], sample["index"]) == (recipe.label, int(recipe.kind), i)
+        row = recipe.video_row  # the anchor clip, and the source video it was cut from
+        assert sample["clip"] == row and sample["source"] == sampler.index.video_group[row]
         video_path = sampler.index.video_path[recipe.video_row]
         for k in (0, 24):
             assert np.array_equal(sample["video"][k].numpy(), pyav_frame(video_path, recipe.frame_indices[k]))

@@ -207,3 +207,25 @@ def test_learning_rate_schedules():
     plateau = lrs(OptimSpec("sgd", lr=1.0, schedule="plateau", plateau_patience=1, warmup_steps=2), 3,
                   epoch_losses=[1.0, 0.5, 0.6, 0.6, 0.6])
     assert plateau == pytest.approx([0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.1, 0.1])
+
+
+def test_workers_start_from_a_forkserver_while_other_threads_run_and_train_identically(tmp_path):
+    # A live service thread (as a Prefect flow run has) makes forking workers unsafe: the trainer then
+    # starts them from a forkserver, and the run ends with the weights a forked-worker run ends with.
+    import threading
+
+    from avssl_core.train.workers import worker_start_method
+
+    assert worker_start_method(0) is None
+    forked, _ = run_toy(tmp_path / "fork", epochs=2, num_workers=1)
+    stop = threading.Event()
+    service = threading.Thread(target=stop.wait, name="service", daemon=True)
+    service.start()
+    try:
+        assert worker_start_method(1) == "forkserver" and worker_start_method(0) is None
+        served, summary = run_toy(tmp_path / "forkserver", epochs=2, num_workers=1)
+    finally:
+        stop.set()
+        service.join()
+    assert summary["global_step"] == 20
+    _assert_identical(forked.state_dict(), served.state_dict())

@@ -1,5 +1,8 @@
 """Pretext accuracy: how often a method tells in-sync (corresponding) pairs from negatives, overall and
-per pair kind, on fixed seeded held-out pairs. Chance is 50% (positives are half of the pairs)."""
+per pair kind, on fixed seeded held-out pairs. For the pair classifiers chance is 50% (positives are half of
+the pairs); contrastive methods (CMAC) score instance discrimination within a batch and report their own
+per-query chance (1 / candidates) in ``StepOutput.metrics["chance"]``, which is averaged here, because
+repeated clips in a batch change it."""
 
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ KINDS = list(PairKind)
 class PretextTally:
     """Correct/total per pair kind and overall, as a flat list of counts so ranks can sum them."""
 
+    # Layout: (correct, total) per kind, then (chance sum, samples with a chance), then (correct, total).
     def __init__(self) -> None:
-        self.counts = [0.0] * (2 * len(KINDS) + 2)
+        self.counts = [0.0] * (2 * len(KINDS) + 4)
         self.failed = 0
 
     def add(self, out: StepOutput) -> bool:
@@ -29,6 +33,9 @@ class PretextTally:
         correct = out.correct.detach().to("cpu", torch.float64).reshape(-1)
         self.counts[-2] += float(correct.sum())
         self.counts[-1] += correct.numel()
+        if "chance" in out.metrics:
+            self.counts[-4] += float(out.metrics["chance"]) * correct.numel()
+            self.counts[-3] += correct.numel()
         if out.kinds is not None:
             kinds = out.kinds.detach().cpu().reshape(-1)
             for k, kind in enumerate(KINDS):
@@ -42,7 +49,9 @@ class PretextTally:
         by_kind = {kind.name.lower(): counts[2 * k] / counts[2 * k + 1]
                    for k, kind in enumerate(KINDS) if counts[2 * k + 1] > 0}
         return {"accuracy": counts[-2] / counts[-1] if counts[-1] else None,
-                "accuracy_by_kind": by_kind, "pairs": int(counts[-1]), "failed": int(failed)}
+                "accuracy_by_kind": by_kind, "pairs": int(counts[-1]), "failed": int(failed),
+                # None: the method reports no chance level of its own (a pair classifier: 0.5).
+                "chance": counts[-4] / counts[-3] if counts[-3] else None}
 
 
 @torch.no_grad()

@@ -31,12 +31,13 @@ from avssl_core.io_utils import write_text_atomic
 # The agreed method names (methods not yet in the registry are still expected, and named as missing).
 EXPECTED_METHODS = ("avts", "avc", "coattention", "cmac")
 # The agreed task names, in the order the report shows them; unknown tasks follow, sorted.
-TASK_ORDER = ("pretext_easy", "pretext_easy75_hard25", "pretext_shifted", "action_recognition", "audio_probe",
-              "retrieval_video", "retrieval_cross", "localization")
+TASK_ORDER = ("pretext_easy", "pretext_easy75_hard25", "pretext_shifted", "pretext_instance", "action_recognition",
+              "audio_probe", "retrieval_video", "retrieval_cross", "localization")
 TASK_TITLES = {
     "pretext_easy": "Pretext accuracy, easy negatives",
     "pretext_easy75_hard25": "Pretext accuracy, 75% easy / 25% hard negatives",
     "pretext_shifted": "Pretext accuracy, shifted-audio negatives",
+    "pretext_instance": "Pretext accuracy, instance discrimination (contrastive methods)",
     "action_recognition": "Action recognition (video encoder)",
     "audio_probe": "Audio classification, linear probe (audio encoder)",
     "retrieval_video": "Video retrieval",
@@ -199,7 +200,7 @@ def pretraining_rows(pretraining: dict[str, dict[str, Any]]) -> tuple[list[str],
     """Header and rows of the pretraining table (pretext accuracy on held-out pairs, training effort)."""
     protocols = [p for p in PRETEXT_PROTOCOLS if any(p in (d.get("pretext_accuracy") or {})
                                                      for d in pretraining.values())]
-    header = ["method", "preset", "data", "held-out pairs"] + [f"pretext acc. {p}" for p in protocols] + [
+    header = ["method", "preset", "data", "held-out pairs", "chance"] + [f"pretext acc. {p}" for p in protocols] + [
         "epochs", "steps", "final train loss", "seconds"]
     rows = []
     for method in sorted(pretraining, key=_method_order):
@@ -207,7 +208,8 @@ def pretraining_rows(pretraining: dict[str, dict[str, Any]]) -> tuple[list[str],
         proto = d.get("protocol") or {}
         pairs = f"{proto.get('pairs', '?')} from split {proto.get('split', '?')}" if isinstance(proto, dict) else str(proto)
         acc = d.get("pretext_accuracy") or {}
-        rows.append([method, str(d.get("preset", "")), str(d.get("data", "")), pairs]
+        chance = proto.get("chance", 0.5) if isinstance(proto, dict) else 0.5
+        rows.append([method, str(d.get("preset", "")), str(d.get("data", "")), pairs, fmt(chance)]
                     + [fmt(acc.get(p)) for p in protocols]
                     + [fmt(d.get("epochs")), fmt(d.get("steps")), fmt(d.get("train_loss")), fmt(d.get("seconds"))])
     return header, rows
@@ -327,7 +329,8 @@ def write_markdown(path: Path, inputs: Inputs, tables: list[Table], protocols, p
               else "No evaluation file yet.", ""]
     parts += [_missing_text(inputs.missing), ""]
     if pretrain[1]:
-        parts += ["## Pretraining", "", "Pretext accuracy on fixed, seeded held-out pairs (chance 0.5).", "",
+        parts += ["## Pretraining", "", "Pretext accuracy on fixed, seeded held-out pairs (chance per method: pair classifiers 0.5, "
+                  "contrastive methods 1 / candidates in a batch).", "",
                   _md_table(*pretrain), ""]
         parts += [f"![{m} loss]({rel})" for m, rel in losses.items()] + [""]
     for table in tables:
@@ -392,7 +395,8 @@ def write_html(path: Path, inputs: Inputs, tables: list[Table], protocols, pretr
             f'<p class="{"missing" if inputs.missing else ""}">{e(_missing_text(inputs.missing))}</p>']
     if pretrain[1]:
         header, rows = pretrain
-        body += ["<h2>Pretraining</h2>", "<p>Pretext accuracy on fixed, seeded held-out pairs (chance 0.5).</p>",
+        body += ["<h2>Pretraining</h2>", "<p>Pretext accuracy on fixed, seeded held-out pairs (chance per method: pair classifiers 0.5, "
+                 "contrastive methods 1 / candidates in a batch).</p>",
                  _html_table(header, rows, numeric=set(range(4, len(header))))]
         body += ['<div class="gallery">'] + [
             f'<figure><img src="{e(rel)}" alt="{e(m)} loss"><figcaption>{e(m)}: pretraining loss</figcaption></figure>'

@@ -10,9 +10,12 @@ Raw sample (what the pair dataset yields before ``preprocess``):
      "label": int,                              # 1: in sync / corresponding, 0: negative
      "kind": int,                               # avssl_core.pretext.spec.PairKind
      "index": int,                              # position in the epoch's sample order
-     "clip": int}                               # row of the anchor clip (the video window's clip) in
+     "clip": int,                               # row of the anchor clip (the video window's clip) in
                                                 # the sampler's clip index: a stable instance id
                                                 # (memory banks key on it)
+     "source": int}                             # the source video of that clip (clips cut from one
+                                                # video share it; contrastive negatives come from
+                                                # other videos)
 ``preprocess`` maps it to a dict of tensors (plus "label", "kind", "index" passed through); batches are
 those dicts stacked by the default collate.
 """

@@ -8,6 +8,9 @@ each modality alone (Eq. 5), and the attention-consistency loss ||s - s_hat||^2 
 The filters, projected to a 256-d space, are trained with a MoCo-style contrastive loss whose
 negatives are the other modality's keys (the batch and a memory bank) plus same-modality keys from
 previous batches (Eq. 7). Total: L_cl(v, a) + L_cl(a, v) + lambda (L_ac_v + L_ac_a) (Eq. 8).
+Negatives come from other videos (CMAC Sec. 4.1 and 4.3.3): clips cut from one source video (the
+segment stage makes several per video) are neither each other's negatives nor counted as candidates in
+the instance-discrimination accuracy, since their sound and look are the same scene's.
 
 Keys come from momentum copies of the encoder, filter and projection of each modality; they are
 written to the banks, and the momentum copies updated, in ``after_optimizer_step`` (all state is
@@ -162,9 +165,9 @@ class CMAC(PretrainMethod):
         self.video_bank = MemoryBank(int(hp["bank_size"]), dim)
         self.audio_bank = MemoryBank(int(hp["bank_size"]), dim)
         self.normalizer = FeatureNormalizer(int(hp["num_mels"]))
-        # Keys of the micro-batches since the last optimizer step, written to the banks after it. Empty
-        # at every checkpoint (checkpoints are taken after after_optimizer_step).
-        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # Keys (with clip and source ids) of the micro-batches since the last optimizer step, written to
+        # the banks after it. Empty at every checkpoint (checkpoints are taken after after_optimizer_step).
+        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def _video_branch(self) -> nn.ModuleDict:
         return nn.ModuleDict({"net": self.video_net, "filter": self.video_filter, "proj": self.video_proj})
@@ -245,28 +248,38 @@ class CMAC(PretrainMethod):
         return middle.clamp_min(0).unsqueeze(1)
 
     # -- learning -------------------------------------------------------------------------------
+    @staticmethod
+    def _instances(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(clip ids, source-video ids) of a batch; samples without a known source count as their own."""
+        clips = batch["clip"].long()
+        sources = batch.get("source")
+        if sources is None or bool((sources < 0).any()):
+            return clips, clips
+        return clips, sources.long()
+
     def _contrastive(self, query: torch.Tensor, keys_other: torch.Tensor, keys_same_bank: MemoryBank,
-                     other_bank: MemoryBank, clips: torch.Tensor) -> torch.Tensor:
+                     other_bank: MemoryBank, sources: torch.Tensor) -> torch.Tensor:
         """CMAC Eq. 7 for one direction, per query: the positive is the other modality's key of the same
-        pair; negatives the other modality's keys of other clips in the batch and in its bank, and (with
-        ``within_modal_negatives``) this modality's bank keys of other clips."""
-        other_clip = clips.unsqueeze(1) != clips.unsqueeze(0)  # same clip twice in a batch: not a negative
+        pair; negatives the other modality's keys of other videos in the batch and in its bank, and (with
+        ``within_modal_negatives``) this modality's bank keys of other videos."""
+        other_video = sources.unsqueeze(1) != sources.unsqueeze(0)
         candidates = [keys_other, other_bank.keys]
-        masks = [other_clip, other_bank.negative_mask(clips)]
+        masks = [other_video, other_bank.negative_mask(sources)]
         if self.hparams["within_modal_negatives"]:
             candidates.append(keys_same_bank.keys)
-            masks.append(keys_same_bank.negative_mask(clips))
+            masks.append(keys_same_bank.negative_mask(sources))
         loss = masked_info_nce(query, keys_other, torch.cat(candidates), torch.cat(masks, dim=1),
                                temperature=self.hparams["temperature"])
         return loss.mean()
 
-    def _within_positive(self, query: torch.Tensor, bank: MemoryBank, clips: torch.Tensor) -> torch.Tensor:
+    def _within_positive(self, query: torch.Tensor, bank: MemoryBank, clips: torch.Tensor,
+                         sources: torch.Tensor) -> torch.Tensor:
         """AVID-style within-modal positive (CMAC Table 3): the clip's key from the bank, against the bank's
-        keys of other clips; queries whose clip has no key in the bank yet do not count."""
+        keys of other videos; queries whose clip has no key in the bank yet do not count."""
         positive, found = bank.lookup(clips)
         if not bool(found.any()):
             return query.sum() * 0.0  # keeps every parameter in the graph
-        loss = masked_info_nce(query, positive, bank.keys, bank.negative_mask(clips),
+        loss = masked_info_nce(query, positive, bank.keys, bank.negative_mask(sources),
                                temperature=self.hparams["temperature"])
         return loss[found].mean()
 
@@ -278,15 +291,15 @@ class CMAC(PretrainMethod):
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         hp = self.hparams
-        clips = batch["clip"].long()
+        clips, sources = self._instances(batch)
         video, audio = self.encode(batch)
         k_v, k_a = self._keys(batch)
-        l_cl_v = self._contrastive(video["z"], k_a, self.video_bank, self.audio_bank, clips)
-        l_cl_a = self._contrastive(audio["z"], k_v, self.audio_bank, self.video_bank, clips)
+        l_cl_v = self._contrastive(video["z"], k_a, self.video_bank, self.audio_bank, sources)
+        l_cl_a = self._contrastive(audio["z"], k_v, self.audio_bank, self.video_bank, sources)
         contrastive = l_cl_v + l_cl_a
         if hp["within_modal_positives"]:
-            contrastive = contrastive + self._within_positive(video["z"], self.video_bank, clips) \
-                + self._within_positive(audio["z"], self.audio_bank, clips)
+            contrastive = contrastive + self._within_positive(video["z"], self.video_bank, clips, sources) \
+                + self._within_positive(audio["z"], self.audio_bank, clips, sources)
         s_v, s_a = self.guided_attention(video, audio)
         s_hat_v, s_hat_a = self.video_saliency(video["map"]), self.audio_saliency(audio["map"])
         l_ac_v = attention_consistency_loss(s_v, s_hat_v, detach_target=hp["detach_target"])
@@ -294,42 +307,38 @@ class CMAC(PretrainMethod):
         # With lambda_ac = 0 the term is still in the graph (zero gradients), so every parameter gets a
         # gradient and DDP needs no find_unused_parameters.
         loss = contrastive + hp["lambda_ac"] * (l_ac_v + l_ac_a)
-        self._pending.append((k_v.detach(), k_a.detach(), clips.detach()))
-        correct, chance = self._instance_top1(video["z"].detach(), audio["z"].detach(), clips)
+        self._pending.append((k_v.detach(), k_a.detach(), clips.detach(), sources.detach()))
+        correct, chance = self._instance_top1(video["z"].detach(), audio["z"].detach(), sources)
         metrics = {"loss": float(loss.detach()), "loss_cl": float(contrastive.detach()),
                    "loss_ac_v": float(l_ac_v.detach()), "loss_ac_a": float(l_ac_a.detach()),
                    "acc": float(correct.float().mean()), "chance": chance}
         return StepOutput(loss=loss, metrics=metrics, correct=correct, kinds=batch.get("kind"))
 
     @staticmethod
-    def _instance_top1(z_v: torch.Tensor, z_a: torch.Tensor, clips: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """Per video: is its own audio the nearest (cosine) among the batch's audio of other clips plus
+    def _instance_top1(z_v: torch.Tensor, z_a: torch.Tensor, sources: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Per clip: is its own audio the nearest (cosine) among the batch's audio of other videos plus
         its own? Returns the 1/0 tensor and the mean chance level, 1 / (number of candidates)."""
         sim = F.normalize(z_v.float(), dim=1) @ F.normalize(z_a.float(), dim=1).t()
-        eye = torch.eye(len(clips), dtype=torch.bool, device=sim.device)
-        candidate = (clips.unsqueeze(1) != clips.unsqueeze(0)) | eye
+        eye = torch.eye(len(sources), dtype=torch.bool, device=sim.device)
+        candidate = (sources.unsqueeze(1) != sources.unsqueeze(0)) | eye
         sim = sim.masked_fill(~candidate, float("-inf"))
-        correct = (sim.argmax(dim=1) == torch.arange(len(clips), device=sim.device)).long()
+        correct = (sim.argmax(dim=1) == torch.arange(len(sources), device=sim.device)).long()
         chance = float((1.0 / candidate.sum(dim=1).double()).mean())
         return correct, chance
 
     @torch.no_grad()
     def evaluation_step(self, batch: dict[str, torch.Tensor]) -> StepOutput:
         """Instance discrimination top-1 on held-out positives: the matching audio must be the nearest
-        of the batch's audio (other clips' and its own), by cosine of the projected filters; chance is
-        1 / batch size when the batch holds distinct clips. The loss is Eq. 1 within the batch."""
-        clips = batch["clip"].long()
+        of the batch's audio (other videos' and its own), by cosine of the projected filters; chance is
+        1 / batch size when the batch holds clips of distinct videos. The loss is Eq. 1 within the batch."""
+        _, sources = self._instances(batch)
         video, audio = self.encode(batch)
-        correct, chance = self._instance_top1(video["z"], audio["z"], clips)
-        other = clips.unsqueeze(1) != clips.unsqueeze(0)
+        correct, chance = self._instance_top1(video["z"], audio["z"], sources)
+        other = sources.unsqueeze(1) != sources.unsqueeze(0)
         loss = masked_info_nce(video["z"], audio["z"], audio["z"], other,
                                temperature=self.hparams["temperature"]).mean()
         metrics = {"loss": float(loss), "acc": float(correct.float().mean()), "chance": chance}
         return StepOutput(loss=loss, metrics=metrics, correct=correct, kinds=batch.get("kind"))
-
-    def pretext_chance(self, batch_size: int) -> float:
-        """Chance of ``evaluation_step``'s accuracy with batches of ``batch_size`` distinct clips."""
-        return 1.0 / max(1, batch_size)
 
     def after_optimizer_step(self) -> None:
         """Move the key encoders towards the online ones, then write this step's keys to the banks
@@ -338,19 +347,19 @@ class CMAC(PretrainMethod):
         momentum_update_(self.key_video, self._video_branch(), m)
         momentum_update_(self.key_audio, self._audio_branch(), m)
         if self._pending:
-            k_v, k_a, clips = (torch.cat(parts) for parts in zip(*self._pending, strict=True))
+            k_v, k_a, clips, sources = (torch.cat(parts) for parts in zip(*self._pending, strict=True))
         else:
             dim = self.video_bank.keys.shape[1]
             k_v = k_a = self.video_bank.keys.new_zeros(0, dim)
-            clips = self.video_bank.clips.new_zeros(0)
+            clips = sources = self.video_bank.clips.new_zeros(0)
         self._pending.clear()
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             gathered: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, (k_v.cpu(), k_a.cpu(), clips.cpu()))
+            dist.all_gather_object(gathered, (k_v.cpu(), k_a.cpu(), clips.cpu(), sources.cpu()))
             device = self.video_bank.keys.device
-            k_v, k_a, clips = (torch.cat([g[i] for g in gathered]).to(device) for i in range(3))
-        self.video_bank.write(k_v, clips)
-        self.audio_bank.write(k_a, clips)
+            k_v, k_a, clips, sources = (torch.cat([g[i] for g in gathered]).to(device) for i in range(4))
+        self.video_bank.write(k_v, clips, sources)
+        self.audio_bank.write(k_a, clips, sources)
 
     def optim_spec(self) -> OptimSpec:
         hp = self.hparams

@@ -111,7 +111,9 @@ class CoAttention(PretrainMethod):
             "audio_widths": [16, 32, 64, 32],
             "audio_strides": [4, 4, 5, 2, 1, 2, 5, 1],
             "lr": 0.01,
-            "epochs": 8,
+            # 12 epochs: the loss leaves 0.69 only after ~120 steps; at 8 epochs the held-out accuracy
+            # was 72-73% in some runs and 60% in another, at 12 it was 75% shifted / 80% easy.
+            "epochs": 12,
             "batch_size": 16,
         },
         # Sec. 3.1-3.2: 4.2 s windows, frames resized to 256 and randomly cropped to 224, 21 kHz stereo
@@ -304,4 +306,5 @@ class WaveformPairPreprocess:
                              f"{self.channels} channels), got {tuple(audio.shape)}")
         audio = fit_length(audio.float(), self.num_samples, tolerance=self.tolerance)
         return {"video": self.clip(sample["video"]), "audio": audio.contiguous(), "label": int(sample["label"]),
-                "kind": int(sample["kind"]), "index": int(sample["index"]), "clip": int(sample.get("clip", -1))}
+                "kind": int(sample["kind"]), "index": int(sample["index"]), "clip": int(sample.get("clip", -1)),
+                "source": int(sample.get("source", -1))}

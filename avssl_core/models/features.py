@@ -293,4 +293,5 @@ class PairPreprocess:
                            tolerance=self.audio_features.hop // 2)
         audio = (self.audio_features(audio) - self.audio_mean) / self.audio_std
         return {"video": video, "audio": audio, "label": int(sample["label"]),
-                "kind": int(sample["kind"]), "index": int(sample["index"]), "clip": int(sample.get("clip", -1))}
+                "kind": int(sample["kind"]), "index": int(sample["index"]), "clip": int(sample.get("clip", -1)),
+                "source": int(sample.get("source", -1))}

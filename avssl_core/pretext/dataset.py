@@ -91,7 +91,8 @@ class PairDataset(Dataset):
             channels=spec.audio_channels, clip_rate=clip_rate, target_rate=target_rate,
             target_len=round(spec.audio_seconds * target_rate))
         return {"video": video, "audio": audio, "label": recipe.label, "kind": int(recipe.kind),
-                "index": recipe.index, "clip": recipe.video_row}
+                "index": recipe.index, "clip": recipe.video_row,
+                "source": int(index.video_group[recipe.video_row])}
 
 
 def augmentation_seed(seed: int, epoch: int, index: int) -> int:

@@ -163,20 +163,32 @@ class _Suite:
     def pretext(self) -> dict[str, dict]:
         ec = self.ec
         index = ClipIndex.from_csv(self.index_csv, splits=ec.split)
+        # A contrastive method's held-out pairs are all positives (it makes its negatives from the batch):
+        # the negative mixes would all give the same pairs, so it is scored once, as instance
+        # discrimination, against the chance level it measures (1 / candidates per query).
+        contrastive = self.method.pair_spec().positive_fraction >= 1.0
+        protocols = ["instance"] if contrastive else list(ec.pretext.protocols)
         tasks = {}
-        for protocol in ec.pretext.protocols:
-            sampler = PairSampler(index, fixed_mix(self.method.pair_spec(), PROTOCOLS[protocol]),
-                                  ec.seed + VAL_SEED_OFFSET, samples_per_epoch=ec.pretext.pairs)
+        for protocol in protocols:
+            mix = PROTOCOLS["easy" if contrastive else protocol]
+            sampler = PairSampler(index, fixed_mix(self.method.pair_spec(), mix), ec.seed + VAL_SEED_OFFSET,
+                                  samples_per_epoch=ec.pretext.pairs)
             dataset = PairDataset(sampler, preprocess=self.preprocess[False])
             pairs = [dataset[i] for i in range(len(dataset))]  # decoded once, scored by every model
             failed = sorted({p.path for p in pairs if isinstance(p, FailedSample)})
             scores = {kind: evaluate_pretext(model, pairs, batch_size=ec.batch_size, device=self.device)
                       for kind, model in self.models.items()}
             fallbacks = int(sum(sampler.fallback_counts.values()))
+            if contrastive:
+                chance = next(iter(scores.values()))["chance"]
+                words = (f"{ec.pretext.pairs} fixed in-sync pairs (seed {ec.seed}+{VAL_SEED_OFFSET}) in batches of "
+                         f"{ec.batch_size}; instance discrimination: a clip's own audio must be the nearest of the "
+                         f"batch's audio (other clips' and its own); measured chance {chance:.3f}")
+            else:
+                words = (f"{ec.pretext.pairs} fixed pairs (seed {ec.seed}+{VAL_SEED_OFFSET}), 50% positives, "
+                         f"{_MIX_WORDS[protocol]}; windows of the method's PairSpec; chance 0.5")
             entry = {"dataset": f"{self.index_csv} split '{ec.split}' ({len(index)} clips)",
-                     "protocol": f"{ec.pretext.pairs} fixed pairs (seed {ec.seed}+{VAL_SEED_OFFSET}), 50% positives, "
-                                 f"{_MIX_WORDS[protocol]}; windows of the method's PairSpec; chance 0.5"
-                                 + (f"; {fallbacks} negative(s) fell back to other-video audio" if fallbacks else ""),
+                     "protocol": words + (f"; {fallbacks} negative(s) fell back to other-video audio" if fallbacks else ""),
                      **{kind: {"accuracy": r["accuracy"]} for kind, r in scores.items()},
                      "skipped": len(failed)}
             self.details[f"pretext_{protocol}"] = {"by_kind": {k: r["accuracy_by_kind"] for k, r in scores.items()},

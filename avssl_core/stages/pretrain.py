@@ -210,11 +210,11 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
         "preset": preset,
         "data": str(Path(cfg.paths.clips_dir) / "index.csv"),
         # Contrastive methods (CMAC) score instance discrimination among a batch of positives: their
-        # chance is their own (pretext_chance), and their held-out pairs are all positives.
+        # chance is measured per query (1 / candidates, repeated clips in a batch are not candidates), and
+        # their held-out pairs are all positives. Pair classifiers: half the pairs are positive, 0.5.
         "protocol": {"split": pc.val_split, "pairs": pc.val_pairs,
                      "positive_fraction": method.pair_spec().positive_fraction,
-                     "chance": (method.pretext_chance(tcfg.batch_size) if hasattr(method, "pretext_chance")
-                                else 0.5)},
+                     "chance": next(iter(pretext.values()))["chance"] or 0.5},
         "pretext_accuracy": {p: r["accuracy"] for p, r in pretext.items()},
         "pretext_accuracy_by_kind": {p: r["accuracy_by_kind"] for p, r in pretext.items()},
         "train_loss": summary.get("train_loss"),

@@ -77,6 +77,7 @@ from avssl_core.train.seeding import (
     seed_everything,
 )
 from avssl_core.train.throughput import ThroughputMeter
+from avssl_core.train.workers import worker_start_method
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +241,7 @@ class _Trainer:
             worker_init_fn=seed_dataloader_worker,
             # Workers are created per epoch so that they see the dataset's set_epoch.
             persistent_workers=False,
+            multiprocessing_context=worker_start_method(self.cfg.num_workers),
         )
 
     def _resume_or_seed(self) -> None:
@@ -516,7 +518,7 @@ class _Trainer:
         totals = all_reduce_sum(self.ctx, tally.counts + [tally.failed])
         result = PretextTally.result(totals[:-1], int(totals[-1]))
         return {"val_accuracy": result["accuracy"], "val_accuracy_by_kind": result["accuracy_by_kind"],
-                "val_failed": result["failed"]}
+                "val_failed": result["failed"], **({"val_chance": result["chance"]} if result["chance"] else {})}
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _save(self) -> None:
