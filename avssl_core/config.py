@@ -206,6 +206,9 @@ class EvalActionConfig:
     epochs: int = 3
     clips_per_video: int = 1  # random training clips per video and epoch
     test_clips: int = 3  # N uniformly spaced clips per test video, softmax scores averaged
+    # Label efficiency: fine-tune on the training videos of at most this many source videos (groups) per
+    # class, a seeded draw; null: every training video.
+    labelled_groups_per_class: int | None = None
     batch_size: int = 16
     optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.01

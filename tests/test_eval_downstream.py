@@ -260,6 +260,20 @@ def test_n_clip_averaging_matches_a_direct_computation():
     assert kept.tolist() == [0, 2] and torch.allclose(mean[0], probs[:3].mean(0))
 
 
+def test_labelled_subset_keeps_whole_source_videos_up_to_k_per_class():
+    from avssl_core.eval.action import labelled_subset
+
+    items = tuple(LabelledMedia(Path(f"{c}_{g}_{k}.mp4"), c, f"{c}{g}")
+                  for c in ("drum", "lamp") for g in range(4 if c == "drum" else 1) for k in range(3))
+    subset = labelled_subset(items, 2, seed=0)
+    groups = {(m.label, m.group) for m in subset}
+    assert sum(label == "drum" for label, _ in groups) == 2 and ("lamp", "lamp0") in groups  # lamp has one
+    assert len(subset) == 3 * len(groups)  # every clip of a chosen video, none of the others
+    assert [m for m in items if m in subset] == list(subset)  # original order
+    assert labelled_subset(items, 2, seed=0) == subset and labelled_subset(items, 9, seed=0) == items
+    assert any(labelled_subset(items, 2, seed=s) != subset for s in range(1, 6))  # the draw is seeded
+
+
 def test_pretext_tally_averages_the_chance_a_method_reports_per_sample():
     from avssl_core.eval.pretext import PretextTally
     from avssl_core.methods.base import StepOutput
@@ -318,7 +332,7 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
         f"evaluate.tasks={json.dumps(tasks)}", "evaluate.pretext.pairs=8", "evaluate.action.epochs=1",
         "evaluate.action.test_clips=2", "evaluate.action.batch_size=4", "evaluate.audio.clips_per_file=2",
         "evaluate.audio.num_folds=3", "evaluate.retrieval.clips_per_video=2", "evaluate.localization.max_clips=4",
-        "evaluate.batch_size=8",
+        "evaluate.batch_size=8", "evaluate.action.labelled_groups_per_class=2",
     ])
     run_pretrain(cfg, "avc", "tiny")
     metrics = run_evaluate(cfg, "avc")
@@ -341,6 +355,7 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
     action = on_disk["tasks"]["action_recognition"]
     assert action["skipped"] == 1  # the broken test video: counted, not fatal
     assert "2 uniformly spaced clips/video" in action["protocol"]
+    assert "labels of 2 source video(s) per class only" in action["protocol"]
     assert on_disk["tasks"]["retrieval_cross"]["skipped"] == 1
     assert on_disk["tasks"]["audio_probe"]["skipped"] == 0  # its WAV is fine
     for entry in (action, on_disk["tasks"]["audio_probe"]):

@@ -12,6 +12,7 @@ FC 512 -> FC C (AVTS Sec. 3.3; co-attention Sec. 5); ``"video"`` puts one linear
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from avssl_core.eval.clips import WindowSet
+from avssl_core.eval.layouts import LabelledMedia
 from avssl_core.methods.base import PretrainMethod
 from avssl_core.pretext.dataset import FAILED_KEY, batch_size_of, collate_skipping_failures
 
@@ -38,6 +40,25 @@ class FineTuneSettings:
     weight_decay: float = 5e-3  # CMAC Sec. 4.2
     head_dim: int = 512  # audio_visual only: the hidden FC
     seed: int = 0
+
+
+def labelled_subset(items: Sequence[LabelledMedia], groups_per_class: int, seed: int) -> tuple[LabelledMedia, ...]:
+    """The training videos of at most ``groups_per_class`` source videos (groups) per class, drawn with
+    ``seed``, in their original order: the label-efficiency protocol (few labelled videos, the encoder
+    pretrained on all of them without labels). Whole groups are kept, because clips cut from one video
+    are not independent labelled examples."""
+    rng = np.random.default_rng([seed, groups_per_class])
+    groups: dict[str, list[str]] = {}
+    for item in items:
+        groups.setdefault(item.label, [])
+        if item.group not in groups[item.label]:
+            groups[item.label].append(item.group)
+    keep = set()
+    for label in sorted(groups):
+        names = sorted(groups[label])
+        chosen = rng.choice(len(names), size=min(groups_per_class, len(names)), replace=False)
+        keep.update((label, names[i]) for i in chosen)
+    return tuple(item for item in items if (item.label, item.group) in keep)
 
 
 class ClipClassifier(nn.Module):

@@ -30,7 +30,7 @@ import torch
 
 from avssl_core.config import Config, EvaluateConfig
 from avssl_core.errors import ConfigError, DataError
-from avssl_core.eval.action import MODALITIES, FineTuneSettings, fine_tune
+from avssl_core.eval.action import MODALITIES, FineTuneSettings, fine_tune, labelled_subset
 from avssl_core.eval.audio_probe import CLASSIFIERS, ProbeSettings, probe_split
 from avssl_core.eval.clips import (
     CacheBudget,
@@ -123,6 +123,9 @@ def _check(ec: EvaluateConfig) -> None:
         problems.append(f"evaluate.action.root is needed for dataset {ec.action.dataset}")
     if ec.audio.dataset != "synthetic" and not ec.audio.root:
         problems.append(f"evaluate.audio.root is needed for dataset {ec.audio.dataset}")
+    if ec.action.labelled_groups_per_class is not None and ec.action.labelled_groups_per_class < 1:
+        problems.append(f"evaluate.action.labelled_groups_per_class must be >= 1 or null, got "
+                        f"{ec.action.labelled_groups_per_class}")
     for key, value in (("action.epochs", ec.action.epochs), ("action.test_clips", ec.action.test_clips),
                        ("action.clips_per_video", ec.action.clips_per_video),
                        ("action.batch_size", ec.action.batch_size), ("audio.clips_per_file", ec.audio.clips_per_file),
@@ -232,24 +235,30 @@ class _Suite:
         for split in data.splits:
             train_skip: dict[int, str] = {}
             test_skip: dict[int, str] = {}
-            train_set = self.windows(split.train, random_windows(reader, split.train, ac.clips_per_video, ac.epochs,
+            train_items = split.train
+            if ac.labelled_groups_per_class is not None:
+                train_items = labelled_subset(split.train, ac.labelled_groups_per_class, self.ec.seed)
+            train_set = self.windows(train_items, random_windows(reader, train_items, ac.clips_per_video, ac.epochs,
                                                                  self.ec.seed, train_skip), reader, True, data.classes)
             test_set = self.windows(split.test, centred_windows(reader, split.test, ac.test_clips, test_skip),
                                     reader, False, data.classes)
             per_split[split.name] = {kind: fine_tune(model, train_set, test_set, len(data.classes), settings,
                                                      device=self.device) for kind, model in self.models.items()}
-            for items, skips in ((split.train, train_skip), (split.test, test_skip),
-                                 (split.train, train_set.failed_items), (split.test, test_set.failed_items)):
+            for items, skips in ((train_items, train_skip), (split.test, test_skip),
+                                 (train_items, train_set.failed_items), (split.test, test_set.failed_items)):
                 skipped.update({str(items[k].path): why for k, why in skips.items()})
             if split is data.splits[0]:
                 self._split1 = (split, reader, test_set, test_skip)
         self.details["action_recognition"] = {"per_split": per_split, "skipped_files": skipped}
         vision_only = " (vision_only)" if self.method.hparams.get("vision_only") else ""
+        labels = "" if ac.labelled_groups_per_class is None else (
+            f"labels of {ac.labelled_groups_per_class} source video(s) per class only ({len(train_items)} of "
+            f"{len(split.train)} training videos in {split.name}), ")
         entry = {"dataset": described,
                  "protocol": f"fine-tune {ac.modality}{vision_only} backbone + "
                              f"{'FC ' + str(ac.head_dim) + ' -> FC classes' if audio_visual else 'linear classifier'}, "
                              f"{ac.epochs} epochs x {ac.clips_per_video} random clip(s)/video (seed {self.ec.seed}), "
-                             f"{ac.optimizer} lr {ac.lr} wd {ac.weight_decay} batch {ac.batch_size}; test: "
+                             f"{labels}{ac.optimizer} lr {ac.lr} wd {ac.weight_decay} batch {ac.batch_size}; test: "
                              f"{ac.test_clips} uniformly spaced clips/video, softmax averaged; mean over "
                              f"{len(data.splits)} split(s) ({', '.join(per_split)})",
                  "skipped": len(skipped)}
