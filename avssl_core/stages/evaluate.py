@@ -186,7 +186,7 @@ class _Suite:
                 chance = next(iter(scores.values()))["chance"]
                 words = (f"{ec.pretext.pairs} fixed in-sync pairs (seed {ec.seed}+{VAL_SEED_OFFSET}) in batches of "
                          f"{ec.batch_size}; instance discrimination: a clip's own audio must be the nearest of the "
-                         f"batch's audio (other clips' and its own); measured chance {chance:.3f}")
+                         f"batch's audio (clips of other videos, and its own); measured chance {chance:.3f}")
             else:
                 words = (f"{ec.pretext.pairs} fixed pairs (seed {ec.seed}+{VAL_SEED_OFFSET}), 50% positives, "
                          f"{_MIX_WORDS[protocol]}; windows of the method's PairSpec; chance 0.5")
