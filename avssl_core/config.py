@@ -241,6 +241,9 @@ class EvalRetrievalConfig:
 @dataclass
 class EvalLocalizationConfig:
     max_clips: int = 24  # evaluation-split clips with boxes scored per method
+    # Frame size (pixels) the maps are computed on, for methods whose networks take any size (finer maps);
+    # null: the method's own crop.
+    input_size: int | None = None
 
 
 @dataclass

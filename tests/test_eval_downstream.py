@@ -333,6 +333,7 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
         "evaluate.action.test_clips=2", "evaluate.action.batch_size=4", "evaluate.audio.clips_per_file=2",
         "evaluate.audio.num_folds=3", "evaluate.retrieval.clips_per_video=2", "evaluate.localization.max_clips=4",
         "evaluate.batch_size=8", "evaluate.action.labelled_groups_per_class=2",
+        "evaluate.localization.input_size=112",
     ])
     run_pretrain(cfg, "avc", "tiny")
     metrics = run_evaluate(cfg, "avc")
@@ -356,6 +357,9 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
     assert action["skipped"] == 1  # the broken test video: counted, not fatal
     assert "2 uniformly spaced clips/video" in action["protocol"]
     assert "labels of 2 source video(s) per class only" in action["protocol"]
+    if "localization" in tasks:
+        assert "maps computed on 112 px centre crops (the method trained on 56 px)" in \
+            on_disk["tasks"]["localization"]["protocol"]
     assert on_disk["tasks"]["retrieval_cross"]["skipped"] == 1
     assert on_disk["tasks"]["audio_probe"]["skipped"] == 0  # its WAV is fine
     for entry in (action, on_disk["tasks"]["audio_probe"]):

@@ -218,6 +218,27 @@ def test_localization_maps_shape_sign_and_audio_dependence(name, size):
         assert torch.allclose(per_position, method.embed_video(batch), atol=1e-4)
 
 
+@pytest.mark.parametrize("name, size, resized_size", [("avts", 3, 7), ("avc", 2, 4), ("cmac", 3, 7)])
+def test_resized_method_keeps_its_weights_and_gives_finer_maps(name, size, resized_size):
+    torch.manual_seed(0)
+    method = build_method(name, "tiny").eval()
+    method.normalizer.fitted.fill_(True)
+    big = method.resized(112)
+    assert not big.training and big.preset == method.preset
+    assert {k: v for k, v in big.hparams.items() if k not in ("short_side", method.CROP_HPARAM)} == \
+        {k: v for k, v in method.hparams.items() if k not in ("short_side", method.CROP_HPARAM)}
+    assert big.hparams[method.CROP_HPARAM] == 112 and big.hparams["short_side"] >= 112
+    for (k, a), (_, b) in zip(method.state_dict().items(), big.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    small_maps, big_maps = method.localization_maps(_raw(method, 2)), big.localization_maps(_raw(big, 2))
+    assert small_maps.shape[-2:] == (size, size) and big_maps.shape[-2:] == (resized_size, resized_size)
+
+
+def test_methods_sized_by_their_frames_refuse_to_resize():
+    with pytest.raises(ValueError, match="coattention: its networks are sized"):
+        build_method("coattention", "tiny").resized(112)
+
+
 # -- end to end on real clips ------------------------------------------------------------------------
 
 

@@ -50,6 +50,7 @@ _COMMON: dict[str, Any] = {
 
 class AVC(PretrainMethod):
     name = "avc"
+    CROP_HPARAM = "frame_size"  # fully convolutional: maps at any frame size (resized)
     PRESETS = {
         # 56x56 frames from a 64-pixel short side, 129-bin spectrograms, quarter-width ResNet18s.
         "tiny": {

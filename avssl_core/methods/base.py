@@ -64,6 +64,10 @@ class PretrainMethod(nn.Module):
     name: ClassVar[str] = ""
     # preset name -> hyper-parameters (plain JSON-able values); at least "tiny" and "paper".
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    # The hyper-parameter holding the square frame size the video network sees, for methods whose
+    # networks take any frame size (``resized``); None where a layer is sized by the frame (an FC over
+    # the flattened feature map).
+    CROP_HPARAM: ClassVar[str | None] = None
 
     def __init__(self, preset: str, **overrides: Any) -> None:
         super().__init__()
@@ -123,6 +127,21 @@ class PretrainMethod(nn.Module):
     def audio_backbone(self) -> nn.Module:
         """A module: preprocessed ``batch["audio"]`` tensor -> [B, D] features. Default: ``audio_net``."""
         return self._network("audio_net")
+
+    def resized(self, size: int) -> PretrainMethod:
+        """The same weights seeing ``size``-pixel frames (the short side resized in the same proportion)
+        in evaluation, for finer localization maps from fully convolutional networks. Refused where a
+        layer is sized by the frame."""
+        key = self.CROP_HPARAM
+        if key is None:
+            raise ValueError(f"{self.name}: its networks are sized for {self.preset} frames; "
+                             "localization cannot run them on another frame size")
+        hp = dict(self.hparams)
+        hp["short_side"] = max(size, round(size * hp["short_side"] / hp[key]))
+        hp[key] = size
+        twin = type(self)(self.preset, **{k: v for k, v in hp.items() if k in self.PRESETS[self.preset]})
+        twin.load_state_dict(self.state_dict())
+        return twin.to(next(self.parameters()).device).train(self.training)
 
     def _network(self, attribute: str) -> nn.Module:
         net = getattr(self, attribute, None)

@@ -82,6 +82,7 @@ _COMMON: dict[str, Any] = {
 
 class CMAC(PretrainMethod):
     name = "cmac"
+    CROP_HPARAM = "crop_size"  # fully convolutional: maps at any frame size (resized)
     PRESETS = {
         # 4 frames (1 s at 4 fps) of 48x48, 40 mel bands, narrow R(2+1)D and ResNet-9, 128-d
         # filters, a bank with a row per training clip of the quickstart data. The key encoders follow

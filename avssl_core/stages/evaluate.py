@@ -123,6 +123,8 @@ def _check(ec: EvaluateConfig) -> None:
         problems.append(f"evaluate.action.root is needed for dataset {ec.action.dataset}")
     if ec.audio.dataset != "synthetic" and not ec.audio.root:
         problems.append(f"evaluate.audio.root is needed for dataset {ec.audio.dataset}")
+    if ec.localization.input_size is not None and ec.localization.input_size < 16:
+        problems.append(f"evaluate.localization.input_size must be >= 16 or null, got {ec.localization.input_size}")
     if ec.action.labelled_groups_per_class is not None and ec.action.labelled_groups_per_class < 1:
         problems.append(f"evaluate.action.labelled_groups_per_class must be >= 1 or null, got "
                         f"{ec.action.labelled_groups_per_class}")
@@ -377,10 +379,20 @@ class _Suite:
         from avssl_core.eval.localization import evaluate_localization
 
         lc, ec = self.ec.localization, self.ec
+        models = dict(self.models)
+        if lc.input_size is not None:
+            try:
+                models = {kind: model.resized(lc.input_size) for kind, model in models.items()}
+            except ValueError as exc:
+                raise ConfigError(f"evaluate.localization.input_size={lc.input_size}: {exc}") from exc
         # The scratch model is scored on the very same samples within the one call.
-        return evaluate_localization(self.models["pretrained"], self.index_csv, ec.split, self.out_dir / "localization",
-                                     max_clips=lc.max_clips, seed=ec.seed, scratch=self.models.get("scratch"),
-                                     batch_size=ec.batch_size)
+        entry = evaluate_localization(models["pretrained"], self.index_csv, ec.split, self.out_dir / "localization",
+                                      max_clips=lc.max_clips, seed=ec.seed, scratch=models.get("scratch"),
+                                      batch_size=ec.batch_size)
+        if lc.input_size is not None:
+            entry["protocol"] += (f"; maps computed on {lc.input_size} px centre crops (the method trained on "
+                                  f"{self.method.hparams[self.method.CROP_HPARAM]} px)")
+        return entry
 
     def tsne(self) -> dict[str, str]:
         from avssl_core.eval.embedding_plot import plot_embeddings
