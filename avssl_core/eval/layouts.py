@@ -94,6 +94,25 @@ _UCF_GROUP = re.compile(r"_g(\d+)_c\d+$")
 _SPLIT_FILE = re.compile(r"^trainlist(\d+)\.txt$")
 
 
+def _numbered_split_files(folder: Path, pattern: re.Pattern, wanted: list[int] | None, names: tuple[str, str], *,
+                          none_found: str, missing_hint: str = "") -> list[tuple[int, Path, Path]]:
+    """(k, train file, test file) for every numbered split in ``wanted``, or for every one whose training
+    file (``pattern``, the number in its group 1) is in ``folder`` when ``wanted`` is None or empty.
+    ``names`` are the two file names with ``{k}`` for the number; a missing file is an error naming it."""
+    present = sorted(int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name)))
+    ids = list(wanted) if wanted else present
+    if not ids:
+        raise DataError(f"{folder}: {none_found}")
+    found = []
+    for k in ids:
+        train_file, test_file = (folder / name.format(k=k) for name in names)
+        for f in (train_file, test_file):
+            if not f.is_file():
+                raise DataError(f"{f}: split file missing{missing_hint.format(k=k)}")
+        found.append((k, train_file, test_file))
+    return found
+
+
 def _ucf_splits_dir(root: Path, splits_dir: str | Path | None) -> Path:
     if splits_dir:
         return Path(splits_dir)
@@ -119,16 +138,11 @@ def read_ucf101(root: str | Path, splits_dir: str | Path | None = None,
         classes[parts[1]] = int(parts[0])
     if not classes:
         raise DataError(f"{class_file}: no classes")
-    present = sorted(int(m.group(1)) for p in sdir.iterdir() if (m := _SPLIT_FILE.match(p.name)))
-    wanted = list(split_ids) if split_ids else present
-    if not wanted:
-        raise DataError(f"{sdir}: no trainlist0N.txt split files")
     splits = []
-    for k in wanted:
-        train_file, test_file = sdir / f"trainlist{k:02d}.txt", sdir / f"testlist{k:02d}.txt"
-        for f in (train_file, test_file):
-            if not f.is_file():
-                raise DataError(f"{f}: split file missing (split {k} was asked for or its trainlist exists)")
+    for k, train_file, test_file in _numbered_split_files(
+            sdir, _SPLIT_FILE, split_ids, ("trainlist{k:02d}.txt", "testlist{k:02d}.txt"),
+            none_found="no trainlist0N.txt split files",
+            missing_hint=" (split {k} was asked for or its trainlist exists)"):
         train = _read_ucf_list(root, train_file, classes, labelled=True)
         test = _read_ucf_list(root, test_file, classes, labelled=False)
         _check_disjoint("ucf101", train, test, f"{train_file} / {test_file}")
@@ -263,17 +277,11 @@ def read_dcase(root: str | Path, folds: list[int] | None = None) -> LabelledData
     setup = root / "evaluation_setup"
     if not setup.is_dir():
         raise DataError(f"{setup}: missing (DCASE layout needs evaluation_setup/fold<N>_train.txt)")
-    present = sorted(int(m.group(1)) for p in setup.iterdir() if (m := _DCASE_FILE.match(p.name)))
-    wanted = list(folds) if folds else present
-    if not wanted:
-        raise DataError(f"{setup}: no fold<N>_train.txt files")
     classes: set[str] = set()
     splits = []
-    for k in wanted:
-        train_file, test_file = setup / f"fold{k}_train.txt", setup / f"fold{k}_evaluate.txt"
-        for f in (train_file, test_file):
-            if not f.is_file():
-                raise DataError(f"{f}: split file missing")
+    for k, train_file, test_file in _numbered_split_files(
+            setup, _DCASE_FILE, folds, ("fold{k}_train.txt", "fold{k}_evaluate.txt"),
+            none_found="no fold<N>_train.txt files"):
         train = _read_dcase_list(root, train_file, None)
         known = {m.label for m in train}
         test = _read_dcase_list(root, test_file, known)
