@@ -48,11 +48,9 @@ def labelled_subset(items: Sequence[LabelledMedia], groups_per_class: int, seed:
     pretrained on all of them without labels). Whole groups are kept, because clips cut from one video
     are not independent labelled examples."""
     rng = np.random.default_rng([seed, groups_per_class])
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, set[str]] = {}
     for item in items:
-        groups.setdefault(item.label, [])
-        if item.group not in groups[item.label]:
-            groups[item.label].append(item.group)
+        groups.setdefault(item.label, set()).add(item.group)
     keep = set()
     for label in sorted(groups):
         names = sorted(groups[label])

@@ -2,7 +2,7 @@
 per pair kind, on fixed seeded held-out pairs. For the pair classifiers chance is 50% (positives are half of
 the pairs); contrastive methods (CMAC) score instance discrimination within a batch and report their own
 per-query chance (1 / candidates) in ``StepOutput.metrics["chance"]``, which is averaged here, because
-repeated clips in a batch change it."""
+it depends on how many clips of one video a batch holds."""
 
 from __future__ import annotations
 

@@ -139,7 +139,7 @@ class PretrainMethod(nn.Module):
         hp = dict(self.hparams)
         hp["short_side"] = max(size, round(size * hp["short_side"] / hp[key]))
         hp[key] = size
-        twin = type(self)(self.preset, **{k: v for k, v in hp.items() if k in self.PRESETS[self.preset]})
+        twin = type(self)(self.preset, **hp)
         twin.load_state_dict(self.state_dict())
         return twin.to(next(self.parameters()).device).train(self.training)
 

@@ -59,7 +59,7 @@ from avssl_core.models.coattention_encoders import (
     PooledEncoder,
     RawWaveformEncoder,
 )
-from avssl_core.models.features import KINETICS_MEAN, KINETICS_STD, ClipTransform, fit_length
+from avssl_core.models.features import KINETICS_MEAN, KINETICS_STD, ClipTransform, fit_length, pair_identity
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
 
 _COMMON: dict[str, Any] = {
@@ -305,6 +305,4 @@ class WaveformPairPreprocess:
             raise ValueError(f"coattention: audio must be [{self.channels}, samples] (stereo: the PairSpec asks for "
                              f"{self.channels} channels), got {tuple(audio.shape)}")
         audio = fit_length(audio.float(), self.num_samples, tolerance=self.tolerance)
-        return {"video": self.clip(sample["video"]), "audio": audio.contiguous(), "label": int(sample["label"]),
-                "kind": int(sample["kind"]), "index": int(sample["index"]), "clip": int(sample.get("clip", -1)),
-                "source": int(sample.get("source", -1))}
+        return {"video": self.clip(sample["video"]), "audio": audio.contiguous(), **pair_identity(sample)}

@@ -262,6 +262,13 @@ class ClipTransform:
 # Raw pair -> model inputs
 
 
+def pair_identity(sample: dict) -> dict[str, int]:
+    """What every preprocess passes through from a raw sample unchanged: the pair's label, kind and index,
+    and the clip and source-video ids (-1 where the sample builder has none, e.g. evaluation windows)."""
+    return {"label": int(sample["label"]), "kind": int(sample["kind"]), "index": int(sample["index"]),
+            "clip": int(sample.get("clip", -1)), "source": int(sample.get("source", -1))}
+
+
 class PairPreprocess:
     """Raw sample (see avssl_core.methods.base) -> {"video", "audio", "label", "kind", "index", "clip"}.
 
@@ -292,6 +299,4 @@ class PairPreprocess:
         audio = fit_length(mono(sample["audio"]), self.num_samples,
                            tolerance=self.audio_features.hop // 2)
         audio = (self.audio_features(audio) - self.audio_mean) / self.audio_std
-        return {"video": video, "audio": audio, "label": int(sample["label"]),
-                "kind": int(sample["kind"]), "index": int(sample["index"]), "clip": int(sample.get("clip", -1)),
-                "source": int(sample.get("source", -1))}
+        return {"video": video, "audio": audio, **pair_identity(sample)}

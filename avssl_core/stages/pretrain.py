@@ -210,7 +210,7 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
         "preset": preset,
         "data": str(Path(cfg.paths.clips_dir) / "index.csv"),
         # Contrastive methods (CMAC) score instance discrimination among a batch of positives: their
-        # chance is measured per query (1 / candidates, repeated clips in a batch are not candidates), and
+        # chance is measured per query (1 / candidates; clips of the query's own video are not), and
         # their held-out pairs are all positives. Pair classifiers: half the pairs are positive, 0.5.
         "protocol": {"split": pc.val_split, "pairs": pc.val_pairs,
                      "positive_fraction": method.pair_spec().positive_fraction,

@@ -19,7 +19,7 @@ from tqdm._monitor import TMonitor
 def other_threads() -> list[threading.Thread]:
     """Live threads besides the main one that could hold a lock when a worker forks."""
     return [t for t in threading.enumerate()
-            if t is not threading.main_thread() and t.is_alive() and not isinstance(t, TMonitor)]
+            if t is not threading.main_thread() and not isinstance(t, TMonitor)]
 
 
 def worker_start_method(num_workers: int) -> str | None:
