@@ -1,5 +1,6 @@
 """The README's Prefect path against a real local server: work pool, worker, `prefect deploy --all` from
-prefect.yaml, `prefect deployment run`, and the run reaching COMPLETED; bad parameters fail at once."""
+prefect.yaml, `prefect deployment run`, and the run reaching COMPLETED; bad parameters fail at once; a
+schedule fires (the server's scheduler creates the run, a worker completes it)."""
 
 from __future__ import annotations
 
@@ -47,9 +48,20 @@ def _wait(url: str, run_id: str, timeout_s: float) -> dict:
     raise AssertionError(f"flow run {run_id} not finished after {timeout_s} s: {run['state_type']}")
 
 
+def _log_records(url: str, run_id: str) -> list[dict]:
+    body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
+    return requests.post(f"{url}/logs/filter", json=body, timeout=10).json()
+
+
 def _logs(url: str, run_id: str) -> str:
-    body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}
-    return "\n".join(entry["message"] for entry in requests.post(f"{url}/logs/filter", json=body, timeout=10).json())
+    return "\n".join(entry["message"] for entry in _log_records(url, run_id))
+
+
+def _deployment_runs(url: str, flow_name: str, deployment: str) -> tuple[dict, list[dict]]:
+    dep = requests.get(f"{url}/deployments/name/{flow_name}/{deployment}", timeout=10)
+    assert dep.ok, dep.text
+    body = {"deployments": {"id": {"any_": [dep.json()["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 50}
+    return dep.json(), requests.post(f"{url}/flow_runs/filter", json=body, timeout=10).json()
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +131,70 @@ def test_malformed_override_fails_at_flow_start_before_any_stage(deployed, tmp_p
     assert "parameter overrides: override 'segment.crf'" in run["state"]["message"]
     assert not world.exists()  # nothing ran: acquire would have created raw_dir
     print(f"malformed override: FAILED {time.perf_counter() - t:.1f} s after `prefect deployment run`")
+
+
+TICK = """from prefect import flow
+
+
+@flow(name="avssl-tick")
+def tick() -> str:
+    print("tick")
+    return "tick"
+"""
+
+
+def test_a_schedule_fires_and_a_worker_completes_the_run(deployed):
+    """Deploy with a 10 s interval; the SERVER's scheduler (not `deployment run`) creates the runs and a
+    process worker runs the first one to COMPLETED. With SQLAlchemy 2.1 the scheduler created none."""
+    server, project, env = deployed["server"], deployed["project"], deployed["env"]
+    (project / "tick_flow.py").write_text(TICK)
+    pool = "avssl-schedule"  # its own pool and a worker that runs one at a time: runs pile up every 10 s
+    _prefect(["work-pool", "create", pool, "--type", "process", "--overwrite"], project, env)
+    started = time.perf_counter()
+    _prefect(["--no-prompt", "deploy", "tick_flow.py:tick", "--name", "every-10s", "--pool", pool,
+              "--interval", "10"], project, env)
+    log = open(project / "schedule-worker.log", "w")
+    worker = subprocess.Popen([*PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--limit", "1"],
+                              cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, first = time.monotonic() + 240, None
+        while time.monotonic() < deadline and first is None:
+            deployment, runs = _deployment_runs(server.url, "avssl-tick", "every-10s")
+            first = next((r for r in runs if r["state_type"] == "COMPLETED"), None)
+            if first is None:
+                failed = [r for r in runs if r["state_type"] in TERMINAL]
+                assert not failed, _logs(server.url, failed[0]["id"])
+                time.sleep(1)
+        deploy_to_completed_s = time.perf_counter() - started
+        server_log = server.log.read_text()
+        assert first is not None, (f"no scheduled run completed within 240 s; runs: "
+                                   f"{[(r['state_type'], r['auto_scheduled']) for r in runs]}\n{server_log[-3000:]}")
+    finally:
+        _prefect(["deployment", "delete", "avssl-tick/every-10s"], project, env, check=False)
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+    # created by the server's scheduler: auto-scheduled, with the scheduler's idempotency key
+    assert first["auto_scheduled"], first
+    assert (first["idempotency_key"] or "").startswith(f"scheduled {deployment['id']}"), first
+    assert "Can't evaluate bulk DML statement" not in server_log
+    print(f"schedule: `prefect deploy` (10 s interval) to the first scheduled run COMPLETED: "
+          f"{deploy_to_completed_s:.1f} s")
+
+
+def test_the_nightly_deployment_gets_scheduled_runs(deployed):
+    """prefect.yaml's nightly retrain (cron 03:00 UTC): the scheduler creates its upcoming runs."""
+    server = deployed["server"]
+    deadline, runs = time.monotonic() + 60, []
+    while time.monotonic() < deadline and not runs:
+        _, runs = _deployment_runs(server.url, "avssl-retrain", "nightly")
+        runs = [r for r in runs if r["state_type"] == "SCHEDULED" and r["auto_scheduled"]]
+        time.sleep(1)
+    assert runs, f"the scheduler created no run of avssl-retrain/nightly:\n{server.log.read_text()[-3000:]}"
+    starts = [r["expected_start_time"] for r in runs]
+    assert all(re.search(r"T03:00:00(\.0+)?(Z|\+00:00)$", t) for t in starts), starts
+    print(f"nightly: {len(runs)} scheduled runs, the first at {starts[0]}")
+
