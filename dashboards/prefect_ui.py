@@ -28,7 +28,9 @@ def ui_url(api: str) -> str:
 
 def start_server(host: str, port: int, timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
     api = f"http://{host}:{port}/api"
-    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    # log streaming on: `prefect deployment run ... --watch` then prints the run's logs (flows/README.md)
+    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED="true",
+               PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED="true")
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
                             env=env)
     deadline = time.monotonic() + timeout_s

@@ -7,10 +7,12 @@ from prefect.artifacts import create_markdown_artifact
 
 from avssl_core.errors import ConfigError
 from avssl_core.orchestration.artifacts import artifact_key, stage_markdown
+from flows.run_logging import fail_on_judged_errors
 from flows.tasks import DvcMode, FlowSetup, ablate_task, require_stage
 
 
 @flow(name="avssl-ablate", flow_run_name="ablate-{study}", log_prints=True)
+@fail_on_judged_errors
 def ablate_flow(study: str, params_file: str = "params.yaml", overrides: list[str] | None = None,
                 dvc: DvcMode = "commit") -> dict:
     """Run (or resume) the ablation ``study``."""

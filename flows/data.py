@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.run_logging import fail_on_judged_errors
 from flows.tasks import DvcMode, FlowSetup, run_data
 
 DATA_STAGES = ["acquire", "validate", "segment"]
 
 
 @flow(name="avssl-data", log_prints=True)
+@fail_on_judged_errors
 def data_flow(params_file: str = "params.yaml", overrides: list[str] | None = None, dvc: DvcMode = "commit",
               refresh_cache: bool = False) -> dict:
     """Acquire, validate and segment the source videos.

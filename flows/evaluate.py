@@ -6,6 +6,7 @@ from prefect import flow
 
 from avssl_core.orchestration.parameters import check_methods
 from flows.params import MethodName
+from flows.run_logging import fail_on_judged_errors
 from flows.tasks import (
     DvcMode,
     FlowSetup,
@@ -18,6 +19,7 @@ from flows.tasks import (
 
 
 @flow(name="avssl-evaluate", log_prints=True)
+@fail_on_judged_errors
 def evaluate_flow(methods: list[MethodName] | None = None, report: bool = True, params_file: str = "params.yaml",
                   overrides: list[str] | None = None, dvc: DvcMode = "commit", refresh_cache: bool = False) -> dict:
     """Evaluate ``methods`` (default: pretrain.methods) and, with ``report``, rebuild the report."""

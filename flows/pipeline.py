@@ -6,6 +6,7 @@ from prefect import flow
 
 from avssl_core.orchestration.parameters import check_methods
 from flows.params import MethodName
+from flows.run_logging import fail_on_judged_errors
 from flows.tasks import (
     DvcMode,
     FlowSetup,
@@ -25,6 +26,7 @@ def pipeline_stages(evaluate: bool) -> list[str]:
 
 
 @flow(name="avssl-pipeline", log_prints=True)
+@fail_on_judged_errors
 def pipeline_flow(methods: list[MethodName] | None = None, preset: Preset | None = None,
                   params_file: str = "params.yaml", overrides: list[str] | None = None, dvc: DvcMode = "commit",
                   refresh_cache: bool = False) -> dict:

@@ -11,12 +11,14 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
+from avssl_core.errors import AvsslError
 from avssl_core.orchestration import promotion
 from avssl_core.orchestration.artifacts import artifact_key
 from avssl_core.orchestration.fingerprints import file_sha256
 from avssl_core.orchestration.incumbent import incumbent_reading
-from avssl_core.orchestration.parameters import check_method
+from avssl_core.orchestration.parameters import check_method, flow_config
 from flows.params import MethodName
+from flows.run_logging import fail_on_judged_errors
 from flows.tasks import (
     DvcMode,
     FlowSetup,
@@ -46,7 +48,22 @@ def candidate_reading(setup: FlowSetup, method: str) -> promotion.Reading:
                                  fallback=True)
 
 
-@flow(name="avssl-retrain", flow_run_name="retrain-{method}", log_prints=True)
+def run_name() -> str:
+    """retrain-<method>: the ``method`` parameter or, when it is not given, retrain.method of the run's
+    ``params_file`` and ``overrides`` (what the flow will retrain)."""
+    params = flow_run.parameters
+    method = params.get("method")
+    if method is None:
+        try:
+            cfg, _ = flow_config(params.get("params_file") or "params.yaml", list(params.get("overrides") or []))
+            method = cfg.retrain.method
+        except AvsslError:
+            method = "unresolved"  # the run fails at start with the message naming the parameter
+    return f"retrain-{method}"
+
+
+@flow(name="avssl-retrain", flow_run_name=run_name, log_prints=True)
+@fail_on_judged_errors
 def retrain_flow(method: MethodName | None = None, preset: Preset | None = None, force: bool | None = None,
                  params_file: str = "params.yaml", overrides: list[str] | None = None, dvc: DvcMode = "commit",
                  refresh_cache: bool = False) -> dict:

@@ -73,8 +73,10 @@ def local_prefect_server(timeout_s: float = 120.0) -> LocalPrefectServer:
     home = Path(tempfile.mkdtemp(prefix="avssl-prefect-home-"))
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
+    # Log streaming on (off by default): `prefect deployment run --watch` then prints the run's logs.
     env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_UI_ENABLED="false", PREFECT_API_URL=url)
+               PREFECT_UI_ENABLED="false", PREFECT_API_URL=url, PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED="true",
+               PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED="true")
     log = home / "server.log"
     started = time.perf_counter()
     with open(log, "w") as out:

@@ -329,3 +329,43 @@ def test_retrain_promotes_then_refuses_an_equal_model(prefect_api, project, monk
     assert [d["promoted"] for d in decisions] == [True, False]
     assert decisions[1]["incumbent"] == decisions[0]["candidate"]
     print("retrain decisions:", *[d["reason"] for d in decisions], sep="\n  ")
+
+
+def _run_logs(url: str, run_id, timeout_s: float = 30.0) -> list[dict]:
+    """The run's log records once its final-state line arrived (logs trail the state by up to a batch)."""
+    body = {"logs": {"flow_run_id": {"any_": [str(run_id)]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = requests.post(f"{url}/logs/filter", json=body, timeout=10).json()
+        if any("Finished in state" in r["message"] for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(1)
+
+
+@pytest.mark.slow
+def test_runs_are_named_by_the_resolved_method_and_a_data_error_is_one_line(prefect_api, project, monkeypatch,
+                                                                             tmp_path):
+    from flows.pretrain import pretrain_flow
+    from flows.retrain import retrain_flow
+
+    monkeypatch.chdir(project)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # no `method`: the run is named by retrain.method (here overridden), not retrain-None
+    state = retrain_flow(overrides=["retrain.method=cmac", "acquire.source=local", f"acquire.local.path={empty}",
+                                    f"paths.raw_dir={tmp_path / 'raw'}"], dvc="off", return_state=True)
+    assert state.is_failed()
+    with pytest.raises(DataError) as info:  # the stage's own exception, for a caller in this process
+        state.result()
+    assert state.message == str(info.value) and str(empty) in state.message
+    run = requests.get(f"{prefect_api.url}/flow_runs/{state.state_details.flow_run_id}", timeout=10).json()
+    assert run["name"] == "retrain-cmac" and run["state"]["message"] == str(info.value)
+    records = _run_logs(prefect_api.url, run["id"])
+    errors = [r["message"] for r in records if r["level"] >= 40]
+    assert len([m for m in errors if str(empty) in m]) == 1, errors  # once, on one line: no traceback
+    assert not any("Traceback" in r["message"] for r in records), [r["message"] for r in records]
+
+    state = pretrain_flow(overrides=["pretrain.trian.seed=1"], dvc="off", return_state=True)
+    run = requests.get(f"{prefect_api.url}/flow_runs/{state.state_details.flow_run_id}", timeout=10).json()
+    assert run["name"] == "pretrain-avc"  # the typed default of `method`
+    assert state.message == "parameter overrides: params.yaml.pretrain: unknown key 'trian' (did you mean 'train'?)"

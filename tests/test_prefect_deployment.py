@@ -1,6 +1,7 @@
 """The README's Prefect path against a real local server: work pool, worker, `prefect deploy --all` from
 prefect.yaml, `prefect deployment run`, and the run reaching COMPLETED; bad parameters fail at once; a
-schedule fires (the server's scheduler creates the run, a worker completes it)."""
+schedule fires (the server's scheduler creates the run, a worker completes it); what `--watch` and the
+run's logs show."""
 
 from __future__ import annotations
 
@@ -57,6 +58,16 @@ def _logs(url: str, run_id: str) -> str:
     return "\n".join(entry["message"] for entry in _log_records(url, run_id))
 
 
+def _final_logs(url: str, run_id: str, timeout_s: float = 30.0) -> list[dict]:
+    """The run's log records once the engine's last lines arrived: logs are sent in batches every 2 s, so
+    they can trail the state; wait for the final-state line, then one batch interval more."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and "Finished in state" not in _logs(url, run_id):
+        time.sleep(1)
+    time.sleep(3)
+    return _log_records(url, run_id)
+
+
 def _deployment_runs(url: str, flow_name: str, deployment: str) -> tuple[dict, list[dict]]:
     dep = requests.get(f"{url}/deployments/name/{flow_name}/{deployment}", timeout=10)
     assert dep.ok, dep.text
@@ -108,6 +119,9 @@ def test_deployed_data_flow_completes_on_a_tiny_world(deployed, tmp_path):
     assert run["state_type"] == "COMPLETED", _logs(server.url, run["id"])
     assert (world / "clips_dir" / "index.csv").is_file()
     assert not (project / "data" / "clips").exists()  # the overrides, not params.yaml, decided where
+    # the stages' own INFO lines (loggers under avssl_core) are in the run's logs on the server
+    logs = "\n".join(r["message"] for r in _final_logs(server.url, run["id"]))
+    assert re.search(r"acquired 2 files into \S+manifest\.csv", logs), logs
     timings = {**deployed["timings"], "deployment_run_to_completed_s": run_s,
                "server_start_to_completed_s": time.perf_counter() - deployed["started"]}
     print("prefect deployment timings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
@@ -198,3 +212,19 @@ def test_the_nightly_deployment_gets_scheduled_runs(deployed):
     assert all(re.search(r"T03:00:00(\.0+)?(Z|\+00:00)$", t) for t in starts), starts
     print(f"nightly: {len(runs)} scheduled runs, the first at {starts[0]}")
 
+
+def test_watch_shows_a_mistyped_override_and_the_logs_hold_it_once(deployed):
+    """The issue's command: the terminal that started the run shows the clear message; the run's logs
+    hold it on one error line, with no traceback."""
+    server, project, env = deployed["server"], deployed["project"], deployed["env"]
+    proc = _prefect(["deployment", "run", "avssl-pipeline/pipeline", "--watch", "--watch-timeout", "300",
+                     "--params", json.dumps({"overrides": ["pretrain.trian.seed=1"]})], project, env, check=False)
+    terminal = proc.stdout + proc.stderr
+    message = "unknown key 'trian' (did you mean 'train'?)"
+    assert proc.returncode == 1 and message in terminal, terminal
+    run = requests.get(f"{server.url}/flow_runs/{_flow_run_id(proc.stdout)}", timeout=10).json()
+    assert run["state_type"] == "FAILED" and message in run["state"]["message"], run["state"]
+    records = _final_logs(server.url, run["id"])
+    errors = [r["message"] for r in records if r["level"] >= 40]
+    assert len([m for m in errors if message in m]) == 1, errors
+    assert not any("Traceback" in r["message"] for r in records), _logs(server.url, run["id"])
