@@ -3,11 +3,11 @@ parameters, so flows can run and `dvc commit` in it without touching /work/main.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
+from fresh_clone import copy_clone_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,17 +24,9 @@ TINY = {
 
 
 def fresh_project(dest: Path, params_update: dict | None = None) -> Path:
-    """What `git clone` of this working tree gives (tracked and not-ignored files), with tiny parameters."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        # outputs of the working tree's own runs stay behind: a fresh clone has none before `dvc pull`
-        if rel.startswith(("data/", "metrics/", "models/")) and rel != "data/.gitignore":
-            continue
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+    """What `git clone` of this working tree gives, without what the working tree's own runs left in it
+    (tests/fresh_clone.py), with tiny parameters."""
+    copy_clone_files(REPO, dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     for section, values in (TINY if params_update is None else params_update).items():
         _merge(params.setdefault(section, {}), values)

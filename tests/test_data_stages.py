@@ -77,9 +77,18 @@ def test_acquire_is_deterministic_and_fingerprints_the_data(mixed_run):
     cfg, acquired, _, _ = mixed_run
     manifest_path = Path(cfg.paths.acquired_dir) / "manifest.csv"
     before = manifest_path.read_bytes()
+    metrics_path = Path(cfg.paths.metrics_dir) / "acquire.json"
+    metrics_before = metrics_path.read_bytes()
     again = run_acquire(cfg)
     # Byte-identical manifest: DVC then skips validate and segment when the data did not change.
     assert manifest_path.read_bytes() == before
+    # The metrics file too, its `seconds` included: report (which depends on metrics/) is not rerun by
+    # acquire, which runs on every `dvc repro`.
+    assert metrics_path.read_bytes() == metrics_before and again == json.loads(metrics_before)
+    # Another acquisition's record (here: one file fewer) is replaced by this one's.
+    metrics_path.write_text(json.dumps({**again, "num_files": again["num_files"] - 1, "seconds": 0.0}))
+    assert run_acquire(cfg)["num_files"] == again["num_files"]
+    assert json.loads(metrics_path.read_text())["num_files"] == again["num_files"]
     assert again["source_fingerprint"] == acquired["source_fingerprint"]
     frame = read_table(manifest_path)
     frame.loc[0, "sha256"] = "0" * 64

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from fresh_clone import clone_files, copy_clone_files
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -49,17 +50,15 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> str:
     return proc.stdout + proc.stderr
 
 
-def _fresh_copy(dest: Path, env: dict, params_update: dict | None = None) -> None:
-    """What `git clone` of this working tree would give: tracked and not-ignored files only."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+def _ran(out: str) -> list[str]:
+    """The stages a `dvc repro` ran, in order."""
+    return re.findall(r"Running stage '([^']+)'", out)
+
+
+def _fresh_copy(dest: Path, env: dict, params_update: dict | None = None) -> list[str]:
+    """What `git clone` of this working tree would give, without what a run of the main job left in it
+    (tests/fresh_clone.py); returns the files copied."""
+    files = copy_clone_files(REPO, dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     for section, values in (params_update or TINY).items():
         params[section].update(values)
@@ -67,6 +66,7 @@ def _fresh_copy(dest: Path, env: dict, params_update: dict | None = None) -> Non
     _run(["git", "init", "-q", "-b", "main"], dest, env)
     _run(["git", "add", "-A"], dest, env)
     _run(["git", "commit", "-q", "-m", "fresh"], dest, env)
+    return files
 
 
 def test_dvc_repro_push_pull(tmp_path):
@@ -75,10 +75,14 @@ def test_dvc_repro_push_pull(tmp_path):
     env = _env(home)
     proj = tmp_path / "proj"
     proj.mkdir()
-    _fresh_copy(proj, env)
+    project_files = _fresh_copy(proj, env)
     dvc = [sys.executable, "-m", "dvc"]
 
     out = _run([*dvc, "repro"], proj, env)
+    # What the main job leaves in a checkout (dvc.lock staged by autostage, metrics, data, the report) is
+    # not what a fresh clone has: a test's copy of this project leaves it behind.
+    assert (proj / "dvc.lock").is_file() and (proj / "metrics/avts.json").is_file()
+    assert clone_files(proj) == project_files
     stages = {"acquire", "validate", "segment", "pretrain@avts", "pretrain@avc", "evaluate@avts", "evaluate@avc",
               "report"}
     for stage in stages:
@@ -97,11 +101,28 @@ def test_dvc_repro_push_pull(tmp_path):
     assert all((proj / p).is_file() for p in index["video_path"])
     assert all((proj / p).is_file() for p in index["audio_path"])
 
-    # Nothing changed: acquire runs (it always does), finds the same data, and the rest is skipped.
+    # Nothing changed: acquire runs (it always does), finds the same data, and the rest is skipped, the
+    # report included (acquire leaves metrics/acquire.json as it was).
     out = _run([*dvc, "repro"], proj, env)
-    assert "Stage 'validate' didn't change, skipping" in out
-    assert "Stage 'segment' didn't change, skipping" in out
-    assert "Stage 'pretrain@avc' didn't change, skipping" in out
+    assert _ran(out) == ["acquire"]
+    assert "Stage 'report' didn't change, skipping" in out
+
+    # One method's hyper-parameters: only that method's stages are stale, and only they rerun.
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["pretrain"]["hparams"]["avc"] = {"lr": 0.0005}
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = _run([*dvc, "status"], proj, env)
+    assert "pretrain@avc:" in status and "pretrain.hparams.avc" in status and "pretrain@avts" not in status
+    assert _ran(_run([*dvc, "repro"], proj, env)) == ["acquire", "pretrain@avc", "evaluate@avc", "report"]
+
+    # A tracked setting that leaves every run's key as it was (progress bars): DVC reruns pretrain, which
+    # finds each run finished and leaves model.pt and the metrics byte for byte, so nothing after it reruns.
+    before = {rel: (proj / rel).read_bytes() for rel in ("data/pretrain/avts/model.pt", "metrics/pretrain_avts.json")}
+    params["pretrain"]["train"]["progress"] = True
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert _ran(_run([*dvc, "repro"], proj, env)) == ["acquire", "pretrain@avts", "pretrain@avc"]
+    assert {rel: (proj / rel).read_bytes() for rel in before} == before
+    assert json.loads(before["metrics/pretrain_avts.json"])["samples_per_s"] > 0
 
     # An encoding parameter changes: only segment reruns.
     params = yaml.safe_load((proj / "params.yaml").read_text())
@@ -124,6 +145,7 @@ def test_dvc_repro_push_pull(tmp_path):
     assert (home / ".cache/avssl/dvc-remote/files").is_dir()
     _run(["git", "add", "-A"], proj, env)
     _run(["git", "commit", "-q", "-m", "run"], proj, env)
+    assert clone_files(proj) == project_files  # committed, as the README suggests: still left behind
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(proj), str(clone)], tmp_path, env)
     _run([*dvc, "pull"], clone, env)

@@ -30,6 +30,10 @@ VALIDATE_CODE = ("stages/validate.py", "data/expectations.py", "data/probe.py")
 SEGMENT_CODE = ("stages/segment.py", "data/transcode.py", "data/frame_rate.py", "data/audio_timeline.py",
                 "data/clip_writers.py", "data/clip_annotations.py")
 EVALUATE_CODE = ("stages/evaluate.py", "eval", "methods", "models", "pretext")
+# The pretrain parameters dvc.yaml tracks for every method; pretrain.hparams.<method> is added per method,
+# so another method's hyper-parameters do not change this method's key (test_flows keeps both in step).
+PRETRAIN_PARAMS = ("pretrain.preset", "pretrain.out_dir", "pretrain.train_split", "pretrain.val_split",
+                   "pretrain.pairs_per_clip", "pretrain.val_pairs", "pretrain.train")
 
 
 def validate_key(cfg: Config) -> str | None:
@@ -57,8 +61,9 @@ def pretrain_key(cfg: Config, method: str, preset: str) -> str | None:
     index = Path(cfg.paths.clips_dir) / "index.csv"
     if not index.is_file():
         return None
-    return combine("pretrain", index=file_sha256(index), params=section_digest(cfg, "pretrain"), method=method,
-                   preset=preset, code=code_fingerprint())
+    return combine("pretrain", index=file_sha256(index), params=section_digest(cfg, *PRETRAIN_PARAMS),
+                   hparams=json.dumps(cfg.pretrain.hparams.get(method, {}), sort_keys=True, default=str),
+                   method=method, preset=preset, code=code_fingerprint())
 
 
 def evaluate_key(cfg: Config, method: str) -> str | None:

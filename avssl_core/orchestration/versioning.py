@@ -43,7 +43,9 @@ def stage_name(stages: dict[str, dict], stage: str, item: str | None = None) -> 
     return stage
 
 
-def tracked_params(stages: dict[str, dict], stage: str) -> list[str]:
+def tracked_params(stages: dict[str, dict], stage: str, items: list[str] | None = None) -> list[str]:
+    """The parameter keys dvc.yaml tracks for ``stage``; a foreach stage's ``${item}`` keys (e.g.
+    ``pretrain.hparams.${item}``) once per name in ``items``."""
     spec = stages.get(stage) or {}
     spec = spec.get("do", spec)
     keys: list[str] = []
@@ -53,7 +55,19 @@ def tracked_params(stages: dict[str, dict], stage: str) -> list[str]:
         elif isinstance(entry, dict):  # {params.yaml: [keys]}
             for value in entry.values():
                 keys.extend(value or [])
-    return keys
+    expanded: list[str] = []
+    for key in keys:
+        expanded.extend([key.replace("${item}", str(item)) for item in items or []] if "${item}" in key else [key])
+    return expanded
+
+
+def foreach_items(stages: dict[str, dict], stage: str, params: dict) -> list[str]:
+    """The names a foreach stage expands to: a literal list, or a ``${section.key}`` list of params."""
+    spec = stages.get(stage) or {}
+    found = spec.get("foreach")
+    if isinstance(found, str) and found.startswith("${") and found.endswith("}"):
+        found = _lookup(params, found[2:-1])
+    return [str(item) for item in found] if isinstance(found, list) else []
 
 
 def _lookup(tree: dict, key: str) -> Any:
@@ -77,7 +91,9 @@ def check_overrides_versionable(effective: Config, from_file: Config, stages: di
     of ``flow_stages``: dvc.lock would record params.yaml's value next to outputs made with another."""
     eff, ref = to_dict(effective), to_dict(from_file)
     for stage in flow_stages:
-        changed = [k for k in tracked_params(stages, stage) if _lookup(eff, k) != _lookup(ref, k)]
+        # Every item the flow may commit: params.yaml's list and the overridden one.
+        items = list(dict.fromkeys(foreach_items(stages, stage, ref) + foreach_items(stages, stage, eff)))
+        changed = [k for k in tracked_params(stages, stage, items) if _lookup(eff, k) != _lookup(ref, k)]
         if changed:
             raise ConfigError(
                 f"parameter overrides {overrides}: they change {', '.join(changed)}, which dvc.yaml tracks for "

@@ -7,6 +7,7 @@ why, so that validate can quarantine it with its reason and the user sees every 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -108,9 +109,30 @@ def run_acquire(cfg: Config) -> dict:
     if cfg.acquire.source == "lakefs":
         # source_uri is lakefs://<repo>/<commit>/<path>: the commit pins what this run used.
         summary["lakefs_commit"] = frame["source_uri"].iloc[0].split("/")[3]
-    write_json_atomic(Path(cfg.paths.metrics_dir) / "acquire.json", summary)
+    metrics = Path(cfg.paths.metrics_dir) / "acquire.json"
+    previous = _previous_summary(metrics)
+    if previous is not None and _without_timing(previous) == _without_timing(summary):
+        # acquire runs on every `dvc repro`: rewriting the file for a new `seconds` alone would make the
+        # report (which depends on metrics/) rerun although nothing it shows changed. The kept file
+        # describes the acquisition that produced this data, its time included.
+        log.info("acquired %d files into %s (%d could not be probed) in %.2f s; unchanged, so %s is kept",
+                 len(frame), out, len(bad), summary["seconds"], metrics)
+        return previous
+    write_json_atomic(metrics, summary)
     log.info("acquired %d files into %s (%d could not be probed)", len(frame), out, len(bad))
     return summary
+
+
+def _previous_summary(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # none yet, or unreadable: written anew
+    return data if isinstance(data, dict) else None
+
+
+def _without_timing(summary: dict) -> dict:
+    return {key: value for key, value in summary.items() if key != "seconds"}
 
 
 def _describe_source(cfg: Config) -> str:

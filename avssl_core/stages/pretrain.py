@@ -6,7 +6,8 @@ Writes <pretrain.out_dir>/<method>/  checkpoints/ (resumable), metrics.jsonl, pl
        <metrics_dir>/pretrain_<method>.json  (a DVC metric: pretext accuracy per protocol, throughput)
 
 Running it again resumes from the latest checkpoint of the same method, preset and hyper-parameters;
-a checkpoint of anything else is refused (train/checkpoint.py).
+a checkpoint of anything else is refused (train/checkpoint.py). A run that already finished is not
+touched: model.pt and the metrics file are left (or put back) exactly as the run published them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.dataset import PairDataset, collate_skipping_failures
 from avssl_core.pretext.sampling import PairSampler
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.train.checkpoint import find_latest_checkpoint, load_checkpoint
 from avssl_core.train.trainer import train
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,53 @@ def prune_other_runs(runs_dir: Path, keep: Path) -> None:
             shutil.rmtree(run)
 
 
+# The finished run's record in its own folder (part of the method folder, a persistent DVC output): the
+# checkpoint it ended on, model.pt's digest and the metrics it published. DVC deletes
+# metrics/pretrain_<method>.json before rerunning the stage (for a change that leaves the run key as it
+# was, e.g. pretrain.train.device); the record lets the rerun put back the same bytes instead of
+# "resuming" a finished run, which trains nothing and would report no loss and no throughput.
+PUBLISHED_FILE = "published.json"
+
+
+def finished_run(run_dir: Path) -> dict[str, Any] | None:
+    """The record of ``run_dir`` if it finished and published, with its final checkpoint still there."""
+    try:
+        record = json.loads((run_dir / PUBLISHED_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    latest = find_latest_checkpoint(run_dir)
+    if latest is None or latest.name != record.get("checkpoint"):
+        return None
+    return record
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def save_model(method: PretrainMethod, model_path: Path) -> str:
+    """Write model.pt; returns its sha256."""
+    with atomic_path(model_path) as tmp:
+        torch.save({"signature": method.signature(), "hparams": method.hparams,
+                    "state_dict": method.state_dict()}, tmp)
+    return _sha256(model_path) or ""
+
+
+def restore_finished(run: PreparedRun, record: dict[str, Any], metrics_path: Path) -> dict[str, Any]:
+    """Leave a finished run's model.pt and metrics as published; put back whichever is missing."""
+    model_path = run.method_dir / "model.pt"
+    if _sha256(model_path) != record["model_sha256"]:
+        # Lost or replaced: the final checkpoint holds the weights the run ended with.
+        state = load_checkpoint(run.run_dir / "checkpoints" / record["checkpoint"])
+        run.method.load_state_dict(state["model"])
+        record = {**record, "model_sha256": save_model(run.method, model_path)}
+        write_json_atomic(run.run_dir / PUBLISHED_FILE, record)
+    write_json_atomic(metrics_path, record["metrics"])  # the same dict: the same bytes
+    log.info("pretrain %s: run %s already finished; model.pt and %s kept as it published them",
+             run.method.name, run.run_dir, metrics_path)
+    return record["metrics"]
+
+
 def publish_logs(run_dir: Path, method_dir: Path) -> None:
     """Copy the finished run's logs beside model.pt, at fixed paths that dvc.yaml's plots name."""
     for rel in ("metrics.jsonl", "plots/loss.csv", "plots/val_accuracy.csv", "train_summary.json"):
@@ -187,6 +236,11 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
     run = prepare_pretraining(cfg, name, preset)
     method, train_set, val_set, tcfg = run.method, run.train_set, run.val_set, run.train_config
     method_dir, out_dir = run.method_dir, run.run_dir
+    metrics_path = Path(cfg.paths.metrics_dir) / f"pretrain_{name}.json"
+    record = finished_run(out_dir)
+    if record is not None:
+        main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun only the main process writes
+        return restore_finished(run, record, metrics_path) if main_process else record["metrics"]
     log.info("pretrain %s/%s: %d clips, %d pairs per epoch, %d epochs, batch %d", name, preset, run.num_clips,
              len(train_set), tcfg.epochs, tcfg.batch_size)
     summary = train(method, train_set, cfg=tcfg, out_dir=out_dir, val_set=val_set,
@@ -197,9 +251,7 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
     prune_other_runs(method_dir / "runs", keep=out_dir)
     publish_logs(out_dir, method_dir)
     model_path = method_dir / "model.pt"
-    with atomic_path(model_path) as tmp:
-        torch.save({"signature": method.signature(), "hparams": method.hparams,
-                    "state_dict": method.state_dict()}, tmp)
+    model_sha256 = save_model(method, model_path)
     pretext = {
         protocol: evaluate_pretext(method, held_out_pairs(cfg, method, PROTOCOLS[protocol]),
                                    batch_size=tcfg.batch_size, device=next(method.parameters()).device)
@@ -228,7 +280,10 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
         "model": str(model_path),
         "run_dir": str(out_dir),
     }
-    write_json_atomic(Path(cfg.paths.metrics_dir) / f"pretrain_{name}.json", metrics)
+    write_json_atomic(metrics_path, metrics)
+    if summary.get("checkpoint"):
+        write_json_atomic(out_dir / PUBLISHED_FILE, {"checkpoint": Path(summary["checkpoint"]).name,
+                                                     "model_sha256": model_sha256, "metrics": metrics})
     log.info("pretrain %s: pretext accuracy %s (chance %.3g)", name, metrics["pretext_accuracy"],
              metrics["protocol"]["chance"])
     return metrics
