@@ -28,6 +28,7 @@ def write_clip(
     video_streams: int = 1,
     audio_streams: int = 1,
     sample_rate: int = 16000,
+    audio_sample_rates: list[int] | None = None,
     channels: int = 2,
     moving: bool = True,
     silent: bool = False,
@@ -40,18 +41,22 @@ def write_clip(
 
     ``variable_frame_rate`` alternates 20 ms and 70 ms between frames (timestamps in a 1 ms time base);
     ``faststart`` puts the moov atom first, as streaming-friendly downloads have it.
+    ``audio_sample_rates`` gives each audio stream its own rate (the first is flagged default), overriding
+    ``audio_streams`` and ``sample_rate``.
     """
+    rates = list(audio_sample_rates) if audio_sample_rates else [sample_rate] * audio_streams
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         videos = [_add_video_stream(container, width, height, fps, pix_fmt, variable_frame_rate)
                   for _ in range(video_streams)]
-        audios = [_add_audio_stream(container, sample_rate, channels) for _ in range(audio_streams)]
+        audios = [_add_audio_stream(container, rate, channels) for rate in rates]
         if videos:
             _encode_video(container, videos, seconds, fps, moving, variable_frame_rate, seed)
-        if audios:
-            _encode_audio(container, audios, seconds, sample_rate, channels, silent, seed)
+        for rate in sorted(set(rates)):
+            _encode_audio(container, [a for a, r in zip(audios, rates, strict=True) if r == rate], seconds, rate,
+                          channels, silent, seed)
     return path
 
 

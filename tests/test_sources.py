@@ -147,7 +147,13 @@ def test_manifest_relative_paths_resolve_against_the_csv_folder(tmp_path):
     assert first["source_root"] == str(lists.resolve())
     url_row = by_uri[(str(outside), "")]
     assert url_row["path"] == str(outside) and url_row["split"] == "val"
-    assert url_row["source_root"] == str(outside.parent.resolve())  # an absolute path's root: its own folder
+    # An absolute path outside every declared root keeps the CSV's folder as root, so acquire refuses it ...
+    assert url_row["source_root"] == str(lists.resolve())
+    assert not Path(url_row["path"]).resolve().is_relative_to(url_row["source_root"])
+    # ... unless acquire.manifest.allowed_roots names its folder.
+    allowed = ManifestSourceConfig(csv=str(csv), allowed_roots=[str(tmp_path / "other")])
+    rows_allowed = {r["source_uri"]: r for r in manifest.list_files(allowed, tmp_path / "raw")}
+    assert rows_allowed[str(outside)]["source_root"] == str(outside.parent.resolve())
     escaping = by_uri[(os.path.normpath(lists / "../../etc/passwd"), "")]
     assert escaping["source_root"] == str(lists.resolve())
     assert not Path(escaping["path"]).resolve().is_relative_to(escaping["source_root"])  # validate rejects it

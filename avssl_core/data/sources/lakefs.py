@@ -45,8 +45,10 @@ from avssl_core.data.sources.common import (
     make_row,
     make_video_id,
     normalize_extensions,
+    skip_reason,
     sort_rows,
 )
+from avssl_core.data.roots import is_inside
 from avssl_core.errors import ConfigError, DataError
 from avssl_core.io_utils import atomic_path
 
@@ -160,8 +162,11 @@ def resolve_commit(cfg: LakeFSSourceConfig, conn: Connection | None = None) -> s
     )
 
 
-def list_files(cfg: LakeFSSourceConfig, raw_dir: Path) -> list[dict]:
-    """One row per video object under ``cfg.prefix`` at the commit ``cfg.ref`` resolves to, downloaded."""
+def list_files(cfg: LakeFSSourceConfig, raw_dir: Path, skipped: list[dict] | None = None) -> list[dict]:
+    """One row per video object under ``cfg.prefix`` at the commit ``cfg.ref`` resolves to, downloaded.
+
+    Every other object listed is appended to ``skipped`` as {path (its lakefs:// URI), reason}.
+    """
     extensions = normalize_extensions(cfg.extensions)
     if not extensions:
         raise ConfigError("acquire.lakefs.extensions is empty: list the video extensions to pick up, e.g. [.mp4]")
@@ -177,6 +182,10 @@ def list_files(cfg: LakeFSSourceConfig, raw_dir: Path) -> list[dict]:
     except NotFoundException as exc:
         raise DataError(f"lakeFS at {conn.endpoint}: {where} not found ({_server_message(exc)})") from None
     objects = sorted((o for o in listed if has_extension(o.path, extensions)), key=lambda o: o.path)
+    if skipped is not None:
+        skipped.extend({"path": f"lakefs://{cfg.repository}/{commit_id}/{o.path}",
+                        "reason": skip_reason(o.path, "acquire.lakefs.extensions")}
+                       for o in sorted(listed, key=lambda o: o.path) if not has_extension(o.path, extensions))
     if not objects:
         detail = f"; {len(listed)} other objects were skipped" if listed else ""
         raise DataError(f"{where}: no objects with extensions {sorted(extensions)}{detail}")
@@ -250,7 +259,7 @@ def is_current(dest: Path, obj: lakefs.ObjectInfo) -> bool:
     The checksum is recomputed rather than trusted from a marker file: DVC checkouts and copies replace
     files under ``data/`` and a truncated copy must not pass for the real thing.
     """
-    if not dest.is_file():
+    if not dest.is_file() or not is_inside(dest, dest.parent):  # a planted symlink is replaced, not read
         return False
     if obj.size_bytes is not None and dest.stat().st_size != obj.size_bytes:
         return False
