@@ -2,8 +2,9 @@
 downloads are bounded, credentials are never written.
 
 Downloads are served by a real HTTP server on 127.0.0.1: the standard library's
-``http.server.ThreadingHTTPServer`` with a handler (``Server`` below) that serves real files honestly,
-without Content-Length (body ends when the connection closes), or chunked with no length at all.
+``http.server.ThreadingHTTPServer`` with a handler (tests/http_file_server.py) that serves real files
+honestly, without Content-Length (body ends when the connection closes), or chunked with no length at all.
+The data flow through Prefect is searched for the same planted secrets in test_flows.py.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import logging
 import os
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from http_file_server import Server
 from media_factory import write_clip
+from planted_secrets import URL_PASSWORD, URL_TOKEN, leaks, plant_secrets
 
 from avssl_core.config import ManifestSourceConfig, load_config
 from avssl_core.data.sources import http_download, manifest
@@ -31,54 +33,6 @@ from avssl_core.stages.validate import run_validate
 # Text that stands for the bytes of files outside the root; it must never appear in any output.
 OUTSIDE_CONTENT = "root:x:0:0:outside-content-marker"
 STAGE_TIMEOUT_S = 120
-
-
-class Server:
-    """``files`` (URL path -> bytes) served by ThreadingHTTPServer; ``mode[path]`` is how: "honest"
-    (Content-Length), "no_length" (HTTP/1.0, body delimited by closing) or "chunked" (no length)."""
-
-    def __init__(self, files: dict[str, bytes], mode: dict[str, str] | None = None):
-        self.files, self.mode, self.hits = files, mode or {}, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                path = self.path.split("?")[0]
-                server.hits.append(path)
-                if path not in server.files:
-                    self.send_error(404)
-                    return
-                body, how = server.files[path], server.mode.get(path, "honest")
-                self.send_response(200)
-                if how == "honest":
-                    self.send_header("Content-Length", str(len(body)))
-                elif how == "chunked":
-                    self.send_header("Transfer-Encoding", "chunked")
-                else:
-                    self.close_connection = True
-                self.end_headers()
-                try:
-                    for start in range(0, len(body), 64 << 10):
-                        piece = body[start:start + (64 << 10)]
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if how == "chunked" else piece)
-                    if how == "chunked":
-                        self.wfile.write(b"0\r\n\r\n")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client stopped reading: what a size cap does
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _config(tmp_path: Path, *overrides: str):
@@ -275,25 +229,11 @@ def test_urls_are_recorded_without_credentials():
 
 # --- secrets never written ------------------------------------------------------------------------
 
-LAKECTL_URL_PASSWORD = "plantedLakectlUrlPw5521"
-SECRETS = {
-    "LAKECTL_CREDENTIALS_ACCESS_KEY_ID": "AKIAplantedLakectlKeyId7431",
-    "LAKECTL_CREDENTIALS_SECRET_ACCESS_KEY": "plantedLakectlSecret9d8e7f",
-    "LAKECTL_SERVER_ENDPOINT_URL": f"http://lkuser:{LAKECTL_URL_PASSWORD}@127.0.0.1:9",
-    "AWS_ACCESS_KEY_ID": "AKIAplantedAwsKeyId1188",
-    "AWS_SECRET_ACCESS_KEY": "plantedAwsSecret4c3b2a",
-    "AWS_SESSION_TOKEN": "plantedAwsSessionToken6f5e",
-}
-URL_PASSWORD = "plantedHttpPassword8a7b"
-URL_TOKEN = "plantedQueryToken2e1d"
-
-
 @pytest.mark.timeout(300)
 def test_credentials_never_reach_outputs_or_logs(tmp_path, monkeypatch, caplog, capfd):
     """acquire -> validate -> segment of a list whose URL carries a password and a token, with every
     credential variable set; then every file written and every log line is searched for each secret."""
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
+    plant_secrets(monkeypatch)
     clip = write_clip(tmp_path / "served" / "clip.mp4", seconds=2.0, seed=3)
     media = tmp_path / "media"
     write_clip(media / "local.mp4", seconds=2.0, seed=4)
@@ -315,6 +255,4 @@ def test_credentials_never_reach_outputs_or_logs(tmp_path, monkeypatch, caplog, 
     assert f"{server.url}/v/clip.mp4?REDACTED" in set(clips["source_uri"])
     written = _all_output_text(tmp_path / "data", tmp_path / "metrics")
     out, err = capfd.readouterr()
-    for secret in [*SECRETS.values(), LAKECTL_URL_PASSWORD, URL_PASSWORD, URL_TOKEN]:
-        for where, text in (("files", written), ("log", caplog.text), ("stdout", out), ("stderr", err)):
-            assert secret not in text, f"{secret} written to {where}"
+    assert leaks({"files": written, "log": caplog.text, "stdout": out, "stderr": err}) == []
