@@ -334,10 +334,13 @@ def test_lakefs_lists_all_pages_at_the_resolved_commit_and_downloads_bytes(
     monkeypatch.setattr(lakefs_source, "CHUNK_BYTES", 1000)  # several ranged reads per object
     cfg = LakeFSSourceConfig(repository="media", ref="main", prefix="videos")
     commit = fake_lakefs.repositories["media"].branches["main"]
-    rows = lakefs_source.list_files(cfg, tmp_path / "raw")
+    skipped: list[dict] = []
+    rows = lakefs_source.list_files(cfg, tmp_path / "raw", skipped)
     check_rows(rows, "lakefs")
     assert [r["source_uri"] for r in rows] == [f"lakefs://media/{commit}/{p}" for p in
                                                ["videos/cat/3.MKV", "videos/dog/1.mp4", "videos/dog/2.mp4"]]
+    assert skipped == [{"path": f"lakefs://media/{commit}/videos/cat/notes.txt",
+                        "reason": "extension .txt not in acquire.lakefs.extensions"}]
     assert [r["label"] for r in rows] == ["cat", "dog", "dog"]
     commit_dir = (tmp_path / "raw" / "lakefs" / "media" / commit).absolute()
     for row in rows:
@@ -432,6 +435,13 @@ def test_lakefs_errors_say_what_to_fix(fake_lakefs, lakectl_env, monkeypatch, tm
     with pytest.raises(DataError, match=rf"cannot reach lakeFS at http://127\.0\.0\.1:{closed_port}/api/v1"):
         lakefs_source.resolve_commit(LakeFSSourceConfig(repository="media",
                                                         endpoint_url=f"127.0.0.1:{closed_port}"))
+    # An endpoint URL with credentials is named without them; in params (recorded in dvc.lock) it is refused.
+    monkeypatch.setenv("LAKECTL_SERVER_ENDPOINT_URL", f"http://u:envPw123@127.0.0.1:{closed_port}")
+    with pytest.raises(DataError, match=rf"cannot reach lakeFS at http://127\.0\.0\.1:{closed_port}/api/v1") as failed:
+        lakefs_source.resolve_commit(LakeFSSourceConfig(repository="media"))
+    assert "envPw123" not in str(failed.value)
+    with pytest.raises(ConfigError, match=r"acquire.lakefs.endpoint_url holds credentials"):
+        LakeFSSourceConfig(repository="media", endpoint_url="u:pw@lakefs.example.com:8000")
 
     for name in LAKECTL_ENV:
         monkeypatch.delenv(name, raising=False)

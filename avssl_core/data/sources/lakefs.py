@@ -49,6 +49,7 @@ from avssl_core.data.sources.common import (
     sort_rows,
 )
 from avssl_core.data.roots import is_inside
+from avssl_core.data.sources.redact import redact_url
 from avssl_core.errors import ConfigError, DataError
 from avssl_core.io_utils import atomic_path
 
@@ -67,7 +68,7 @@ _CREDENTIAL_HELP = (
 @dataclass
 class Connection:
     client: lakefs.Client
-    endpoint: str  # the API base URL, as named in messages
+    endpoint: str  # the API base URL, as named in messages (credentials redacted)
 
 
 def lakectl_config_file() -> str:
@@ -98,7 +99,8 @@ def connect(cfg: LakeFSSourceConfig) -> Connection:
             f"or server.endpoint_url in {config_file}"
         )
     client.config.host = api_base_url(endpoint)
-    return Connection(client=client, endpoint=client.config.host)
+    # Messages name the endpoint; an endpoint URL may carry user:password@ (LAKECTL_SERVER_ENDPOINT_URL).
+    return Connection(client=client, endpoint=redact_url(client.config.host))
 
 
 def api_base_url(endpoint: str) -> str:
