@@ -23,6 +23,7 @@ from media_factory import write_clip
 from planted_secrets import URL_PASSWORD, URL_TOKEN, leaks, plant_secrets
 
 from avssl_core.config import ManifestSourceConfig, load_config
+from avssl_core.data.probe import decode_stats, probe_file
 from avssl_core.data.sources import http_download, manifest
 from avssl_core.data.sources.redact import redact_url, scrub
 from avssl_core.data.tables import read_table
@@ -165,6 +166,21 @@ def test_allowed_roots_admit_absolute_paths_elsewhere(hostile_world):
     assert by_uri[str(tmp_path / "media" / "link.mp4")].startswith("not a media file: text")
     assert not [e for e in by_uri.values() if e.startswith("refused")]
     assert acquired["num_probe_errors"] == 6  # 4 text files, notes.mp4 and fifo2: good.mp4, fifo.mp4 and its link open
+
+
+@pytest.mark.timeout(STAGE_TIMEOUT_S)
+def test_a_playlist_inside_the_root_cannot_make_ffmpeg_open_what_it_names(tmp_path):
+    """FFmpeg's HLS demuxer opens the files a playlist lists (here a FIFO outside the root: opening it
+    blocks); source media are opened with only self-contained container demuxers allowed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.mkfifo(outside / "segment.ts")
+    playlist = tmp_path / "media" / "list.m3u8"
+    playlist.parent.mkdir()
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{outside / 'segment.ts'}\n#EXT-X-ENDLIST\n")
+    fifos = [outside / "segment.ts"]
+    assert _bounded(probe_file, playlist, fifos=fifos)["probe_error"].startswith("not a media file: text")
+    assert _bounded(decode_stats, playlist, fifos=fifos)["decodable"] is False
 
 
 # --- bounded downloads ----------------------------------------------------------------------------

@@ -32,6 +32,19 @@ DECODE_COLUMNS = [
     "content_hash",  # same decoded pictures -> same hash, whatever the container or file name
 ]
 
+# Source media is opened with these FFmpeg options. Only demuxers of self-contained media files may run:
+# playlist and list demuxers (hls, concat, dash, image sequences) open the files a text file names, which
+# would read outside the data root behind the root check's back; nested opens may use local files only.
+SOURCE_DEMUXERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpeg", "mpegts", "mpegvideo", "flv",
+                   "ogg", "asf", "mxf", "nut")
+SOURCE_OPEN_OPTIONS = {"format_whitelist": ",".join(SOURCE_DEMUXERS), "protocol_whitelist": "file"}
+
+
+def open_source(path: str | Path):
+    """Open a source video for reading, with SOURCE_OPEN_OPTIONS."""
+    return av.open(str(path), options=dict(SOURCE_OPEN_OPTIONS))
+
+
 HASH_CHUNK_BYTES = 1 << 20
 VFR_WINDOW_S = 3.0  # timestamps of this much video tell constant from variable frame rate
 VFR_MAX_PACKETS = 300
@@ -101,7 +114,7 @@ def _open_with_reason(path: Path):
     with av.logging.Capture():
         av.logging.set_level(av.logging.ERROR)
         try:
-            return av.open(str(path))
+            return open_source(path)
         finally:
             av.logging.set_level(previous)
 
@@ -301,7 +314,7 @@ def decode_stats(
     acc = _DecodeAccumulator(thumb_size)
     announced: dict[str, float | None] = {}  # stream kind -> duration the file claims
     try:
-        container = av.open(str(path))
+        container = open_source(path)
     except av.FFmpegError as exc:
         return {"decodable": False, "decode_error": f"cannot open: {exc.strerror or exc}", **acc.results()}
     try:

@@ -34,6 +34,7 @@ from avssl_core.data.audio_timeline import SampleTimeline
 from avssl_core.data.clip_writers import ClipVideoWriter, output_size, write_wav
 from avssl_core.data.frame_rate import ConstantRateSampler
 from avssl_core.data.ordered_worker import OrderedWorker
+from avssl_core.data.probe import open_source
 from avssl_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def segment_video(
     source = Path(source)
     job = None
     try:
-        with av.open(str(source)) as container:
+        with open_source(source) as container:
             job = _SegmentJob(container, source, Path(out_dir), video_id, params, start_s, end_s, on_clip,
                               audio_stream_index)
             try:
