@@ -26,9 +26,9 @@ from avssl_core.orchestration.fingerprints import (
     table_digest,
 )
 
-VALIDATE_CODE = ("stages/validate.py", "data/expectations.py", "data/probe.py")
-SEGMENT_CODE = ("stages/segment.py", "data/transcode.py", "data/frame_rate.py", "data/audio_timeline.py",
-                "data/clip_writers.py", "data/clip_annotations.py")
+VALIDATE_CODE = ("stages/validate.py", "data/expectations.py", "data/probe.py", "data/roots.py")
+SEGMENT_CODE = ("stages/segment.py", "data/transcode.py", "data/probe.py", "data/frame_rate.py",
+                "data/audio_timeline.py", "data/clip_writers.py", "data/clip_annotations.py")
 EVALUATE_CODE = ("stages/evaluate.py", "eval", "methods", "models", "pretext")
 
 
