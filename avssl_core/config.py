@@ -56,10 +56,15 @@ class SynthConfig:
     workers: int = 2
 
 
+# Video containers a folder or bucket is searched for; .mpg/.mpeg are MPEG program streams (FFmpeg decodes
+# them). Every other file found is named in <acquired_dir>/skipped.csv with its reason, never passed over.
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg")
+
+
 @dataclass
 class LocalSourceConfig:
     path: str = ""  # a folder, or a glob such as /videos/**/*.mp4
-    extensions: list[str] = field(default_factory=lambda: [".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"])
+    extensions: list[str] = field(default_factory=lambda: list(VIDEO_EXTENSIONS))
     label_from_parent: bool = True  # <root>/<class>/<file> layout (UCF101): label = class folder name
 
 
@@ -74,6 +79,18 @@ class ManifestSourceConfig:
     download_timeout_s: float = 60.0
     download_retries: int = 2  # extra attempts after a timeout, connection error or 5xx
     media_dir: str = ""  # relative paths resolve here; empty: the CSV's folder
+    # Roots before reads: every listed file must resolve (symlinks followed) under media_dir (or the CSV's
+    # folder), the download folder, or one of these folders; anything else is refused without being opened.
+    allowed_roots: list[str] = field(default_factory=list)
+    # Downloads (http/https only): one file may not exceed max_download_bytes (checked against
+    # Content-Length before reading and while streaming), nor all of one run's downloads download_budget_bytes.
+    max_download_bytes: int = 4 << 30  # 4 GiB: hours of HD video
+    download_budget_bytes: int = 100 << 30  # 100 GiB per run
+
+    def __post_init__(self):
+        for name in ("max_download_bytes", "download_budget_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"acquire.manifest.{name} must be >= 1, got {getattr(self, name)}")
     path_template: str = ""  # build the path from columns, e.g. "{youtube_id}_{start_seconds:06d}.mp4"
     columns: list[str] = field(default_factory=list)  # names for a header-less CSV (VGGSound's vggsound.csv)
     segment_duration_s: float | None = None  # a row with a start but no end ends this long after it
@@ -85,10 +102,16 @@ class LakeFSSourceConfig:
     ref: str = "main"  # branch, tag or commit
     prefix: str = ""
     endpoint_url: str = ""  # empty: from LAKECTL_SERVER_ENDPOINT_URL or ~/.lakectl.yaml
-    extensions: list[str] = field(default_factory=lambda: [".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"])
+    extensions: list[str] = field(default_factory=lambda: list(VIDEO_EXTENSIONS))
     label_from_parent: bool = True  # <prefix>/<class>/<file> layout: label = class folder name
     pre_sign: bool = False  # true: read straight from the object store via pre-signed URLs
     timeout_s: float = 60.0  # per request (listing page or downloaded chunk)
+
+    def __post_init__(self):
+        # Parameters are recorded (dvc.lock, Prefect runs): credentials belong in LAKECTL_* or lakectl's file.
+        if "@" in self.endpoint_url.strip().split("://")[-1].split("/")[0]:
+            raise ConfigError("acquire.lakefs.endpoint_url holds credentials (user:password@); parameters are "
+                              "recorded in dvc.lock and run logs, so give them as LAKECTL_CREDENTIALS_* instead")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def write_clip(
     video_streams: int = 1,
     audio_streams: int = 1,
     sample_rate: int = 16000,
+    audio_sample_rates: list[int] | None = None,
+    silent_audio_streams: tuple[int, ...] = (),
     channels: int = 2,
     moving: bool = True,
     silent: bool = False,
@@ -40,18 +43,24 @@ def write_clip(
 
     ``variable_frame_rate`` alternates 20 ms and 70 ms between frames (timestamps in a 1 ms time base);
     ``faststart`` puts the moov atom first, as streaming-friendly downloads have it.
+    ``audio_sample_rates`` gives each audio stream its own rate (the first is flagged default), overriding
+    ``audio_streams`` and ``sample_rate``; ``silent_audio_streams`` (positions among the audio streams) are
+    silent, so a test can tell which stream a stage used.
     """
+    rates = list(audio_sample_rates) if audio_sample_rates else [sample_rate] * audio_streams
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         videos = [_add_video_stream(container, width, height, fps, pix_fmt, variable_frame_rate)
                   for _ in range(video_streams)]
-        audios = [_add_audio_stream(container, sample_rate, channels) for _ in range(audio_streams)]
+        audios = [_add_audio_stream(container, rate, channels) for rate in rates]
         if videos:
             _encode_video(container, videos, seconds, fps, moving, variable_frame_rate, seed)
-        if audios:
-            _encode_audio(container, audios, seconds, sample_rate, channels, silent, seed)
+        kinds = [(rate, silent or i in silent_audio_streams) for i, rate in enumerate(rates)]
+        for rate, quiet in sorted(set(kinds)):
+            _encode_audio(container, [a for a, k in zip(audios, kinds, strict=True) if k == (rate, quiet)], seconds,
+                          rate, channels, quiet, seed)
     return path
 
 
@@ -172,3 +181,23 @@ def write_zoo(root: Path, outside: Path) -> dict[str, Path]:
     files["symlink_outside"] = root / "link_to_elsewhere.mp4"
     os.symlink(target, files["symlink_outside"])
     return files
+
+
+def write_with_ffmpeg(path: str | Path, *args: str) -> Path:
+    """A file encoded by the ffmpeg command line (formats PyAV's writer is awkward for: MPEG-PS, audio-only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *args, str(path)], check=True, timeout=60)
+    return path
+
+
+def write_mpeg_ps(path: str | Path, seconds: float = 2.0) -> Path:
+    """An .mpg: MPEG-1 video and MP2 audio in an MPEG program stream, as old camcorders and archives have."""
+    return write_with_ffmpeg(path, "-f", "lavfi", "-i", f"testsrc2=size=96x64:rate=25:duration={seconds}",
+                             "-f", "lavfi", "-i", f"sine=f=440:sample_rate=16000:duration={seconds}",
+                             "-c:v", "mpeg1video", "-c:a", "mp2")
+
+
+def write_audio_only_m4a(path: str | Path, seconds: float = 2.0) -> Path:
+    return write_with_ffmpeg(path, "-f", "lavfi", "-i", f"sine=f=440:sample_rate=16000:duration={seconds}",
+                             "-c:a", "aac")

@@ -8,10 +8,14 @@ valid file may be lost on the way.
 from __future__ import annotations
 
 import json
+import logging
+import wave
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from media_factory import write_audio_only_m4a, write_clip, write_mpeg_ps
 
 from avssl_core.config import load_config
 from avssl_core.data.tables import CLIP_COLUMNS, MANIFEST_COLUMNS, read_table
@@ -126,3 +130,46 @@ def test_acquire_reports_an_empty_source(tmp_path):
     cfg = _config(tmp_path, "acquire.source=local", f"acquire.local.path={empty}")
     with pytest.raises(DataError, match="empty"):
         run_acquire(cfg)
+
+
+@pytest.mark.timeout(300)
+def test_best_audio_stream_is_used_and_every_skipped_file_is_named(tmp_path, caplog):
+    """Hold-out media as it comes (issue 11): an 8 kHz default audio track beside a 16 kHz one, an MPEG
+    program stream (.mpg), an audio-only .m4a and a text file, in one local folder."""
+    folder = tmp_path / "holdout"
+    # Stream 0 video, 1 the 8 kHz default (silent), 2 the 16 kHz tone: silence in a clip would mean stream 1.
+    write_clip(folder / "two_tracks.mp4", seconds=2.0, seed=21, audio_sample_rates=[8000, 16000],
+               silent_audio_streams=(0,))
+    write_mpeg_ps(folder / "camcorder.mpg")
+    write_audio_only_m4a(folder / "voice.m4a")
+    (folder / "readme.txt").write_text("shot list\n")
+    cfg = _config(tmp_path, "acquire.source=local", f"acquire.local.path={folder}", "validate.min_duration_s=1.0",
+                  "segment.clip_seconds=1.0", "segment.short_side=64", "acquire.workers=1", "validate.workers=1",
+                  "segment.workers=1")
+    with caplog.at_level(logging.WARNING):
+        acquired = run_acquire(cfg)
+    assert acquired["num_files"] == 2 and acquired["num_skipped"] == 2
+    skipped = pd.read_csv(acquired["skipped"]).set_index("path")["reason"].to_dict()
+    assert skipped == {
+        str(folder / "readme.txt"): "extension .txt not in acquire.local.extensions",
+        str(folder / "voice.m4a"): "audio-only file type .m4a (no video stream); not in acquire.local.extensions",
+    }
+    for path, reason in skipped.items():
+        assert f"skipped {path}: {reason}" in caplog.messages
+
+    assert run_validate(cfg)["valid"] == 2  # neither low_sample_rate nor a skipped .mpg
+    valid = read_table(Path(cfg.paths.validated_dir) / "valid.csv").set_index("video_id")
+    two = valid[valid["path"].str.endswith("two_tracks.mp4")].iloc[0]
+    assert (two["audio_stream_index"], two["audio_sample_rate"]) == (2, 16000)
+    assert two["audio_rms_dbfs"] > -30  # the decoded stream is the tone, not the silent default
+    mpg = valid[valid["path"].str.endswith("camcorder.mpg")].iloc[0]
+    assert mpg["container"] == "mpeg" and mpg["video_codec"] == "mpeg1video"
+
+    run_segment(cfg)
+    index = pd.read_csv(Path(cfg.paths.clips_dir) / "index.csv")
+    clips = index[index["video_id"] == two.name]
+    assert len(clips) == 2
+    for wav in clips["audio_path"]:
+        with wave.open(wav) as fh:
+            samples = np.frombuffer(fh.readframes(fh.getnframes()), dtype=np.int16)
+        assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 1000  # the 16 kHz tone, not silence

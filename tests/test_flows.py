@@ -369,3 +369,50 @@ def test_runs_are_named_by_the_resolved_method_and_a_data_error_is_one_line(pref
     run = requests.get(f"{prefect_api.url}/flow_runs/{state.state_details.flow_run_id}", timeout=10).json()
     assert run["name"] == "pretrain-avc"  # the typed default of `method`
     assert state.message == "parameter overrides: params.yaml.pretrain: unknown key 'trian' (did you mean 'train'?)"
+
+
+@pytest.mark.slow  # the local server starts in 15-35 s here
+@pytest.mark.timeout(600)
+def test_data_flow_writes_no_credentials(prefect_api, tmp_path_factory, monkeypatch, caplog, capfd):
+    """The data flow on a list whose URL carries a password and a token, with lakeFS and AWS credentials in
+    the environment: no planted secret may reach the project (dvc.lock, tables, metrics, Data Docs, the DVC
+    cache), the Prefect server's database (flow-run parameters, logs, artifacts) or the captured output."""
+    from http_file_server import Server
+    from media_factory import write_clip
+    from planted_secrets import URL_PASSWORD, URL_TOKEN, leaks, plant_secrets
+
+    from flows.data import data_flow
+
+    plant_secrets(monkeypatch)
+    outside = tmp_path_factory.mktemp("list")  # the list and its media live outside the project
+    write_clip(outside / "media" / "local.mp4", seconds=2.0, seed=31)
+    clip = write_clip(outside / "served.mp4", seconds=2.0, seed=32)
+    with Server({"/v/clip.mp4": clip.read_bytes()}) as server:
+        host = server.url.removeprefix("http://")
+        (outside / "list.csv").write_text(f"path\nlocal.mp4\nhttp://bob:{URL_PASSWORD}@{host}/v/clip.mp4?t={URL_TOKEN}\n")
+        project = fresh_project(tmp_path_factory.mktemp("secrets-project"), params_update={
+            **TINY_DATA,
+            "acquire": {"source": "manifest", "workers": 1,
+                        "manifest": {"csv": str(outside / "list.csv"), "media_dir": str(outside / "media"),
+                                     "download_retries": 0}},
+        })
+        monkeypatch.chdir(project)
+        state = data_flow(return_state=True)
+    assert state.is_completed(), state.message
+    assert len(pd.read_csv(project / "data/clips/index.csv")) == 4  # both videos made it: the download worked
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)  # logs reach the server in batches: send the last one before searching
+    texts = {"captured log": caplog.text, **dict(zip(("stdout", "stderr"), capfd.readouterr(), strict=True))}
+    for folder in (project, prefect_api.home):
+        for path in folder.rglob("*"):
+            # tests/ of the copied checkout holds the planted values themselves (planted_secrets.py)
+            if path.is_file() and not path.is_symlink() and not path.is_relative_to(project / "tests"):
+                texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    assert any("prefect.db" in name for name in texts)  # the server's database was searched
+    assert leaks(texts) == []
+    assert URL_PASSWORD in (outside / "list.csv").read_text()  # planted where the run read it
+
+
+TINY_DATA = {"synth": {"num_videos": 4}, "validate": {"workers": 1, "min_duration_s": 1.0},
+             "segment": {"clip_seconds": 1.0, "short_side": 64, "workers": 1}}

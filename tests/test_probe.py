@@ -49,18 +49,22 @@ def test_decode_real_clip(bigbuckbunny):
     assert peak_bytes < 2_000_000
 
 
+SIZE = "<size>"
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
         ("zero_bytes", "empty file (0 bytes)"),
-        ("truncated_no_moov", "cannot open container: moov atom not found"),
-        ("text", "not a media file: starts with text 'these are my holiday not'"),
+        ("truncated_no_moov", f"unknown container ({SIZE} bytes): moov atom not found"),
+        ("text", "not a media file: text (400 bytes)"),
     ],
 )
 def test_probe_reports_why_a_file_cannot_be_opened(media_zoo, name, expected):
     info = probe_file(media_zoo[name])
     assert set(info) == set(PROBE_COLUMNS)
-    assert info["probe_error"] == expected
+    # What the file is and its size, never its bytes: reasons reach logs, CSVs and Data Docs.
+    assert info["probe_error"] == expected.replace(SIZE, str(media_zoo[name].stat().st_size))
     assert info["duration_s"] is None and info["video_codec"] == ""
 
 

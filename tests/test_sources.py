@@ -147,7 +147,13 @@ def test_manifest_relative_paths_resolve_against_the_csv_folder(tmp_path):
     assert first["source_root"] == str(lists.resolve())
     url_row = by_uri[(str(outside), "")]
     assert url_row["path"] == str(outside) and url_row["split"] == "val"
-    assert url_row["source_root"] == str(outside.parent.resolve())  # an absolute path's root: its own folder
+    # An absolute path outside every declared root keeps the CSV's folder as root, so acquire refuses it ...
+    assert url_row["source_root"] == str(lists.resolve())
+    assert not Path(url_row["path"]).resolve().is_relative_to(url_row["source_root"])
+    # ... unless acquire.manifest.allowed_roots names its folder.
+    allowed = ManifestSourceConfig(csv=str(csv), allowed_roots=[str(tmp_path / "other")])
+    rows_allowed = {r["source_uri"]: r for r in manifest.list_files(allowed, tmp_path / "raw")}
+    assert rows_allowed[str(outside)]["source_root"] == str(outside.parent.resolve())
     escaping = by_uri[(os.path.normpath(lists / "../../etc/passwd"), "")]
     assert escaping["source_root"] == str(lists.resolve())
     assert not Path(escaping["path"]).resolve().is_relative_to(escaping["source_root"])  # validate rejects it
@@ -328,10 +334,13 @@ def test_lakefs_lists_all_pages_at_the_resolved_commit_and_downloads_bytes(
     monkeypatch.setattr(lakefs_source, "CHUNK_BYTES", 1000)  # several ranged reads per object
     cfg = LakeFSSourceConfig(repository="media", ref="main", prefix="videos")
     commit = fake_lakefs.repositories["media"].branches["main"]
-    rows = lakefs_source.list_files(cfg, tmp_path / "raw")
+    skipped: list[dict] = []
+    rows = lakefs_source.list_files(cfg, tmp_path / "raw", skipped)
     check_rows(rows, "lakefs")
     assert [r["source_uri"] for r in rows] == [f"lakefs://media/{commit}/{p}" for p in
                                                ["videos/cat/3.MKV", "videos/dog/1.mp4", "videos/dog/2.mp4"]]
+    assert skipped == [{"path": f"lakefs://media/{commit}/videos/cat/notes.txt",
+                        "reason": "extension .txt not in acquire.lakefs.extensions"}]
     assert [r["label"] for r in rows] == ["cat", "dog", "dog"]
     commit_dir = (tmp_path / "raw" / "lakefs" / "media" / commit).absolute()
     for row in rows:
@@ -426,6 +435,13 @@ def test_lakefs_errors_say_what_to_fix(fake_lakefs, lakectl_env, monkeypatch, tm
     with pytest.raises(DataError, match=rf"cannot reach lakeFS at http://127\.0\.0\.1:{closed_port}/api/v1"):
         lakefs_source.resolve_commit(LakeFSSourceConfig(repository="media",
                                                         endpoint_url=f"127.0.0.1:{closed_port}"))
+    # An endpoint URL with credentials is named without them; in params (recorded in dvc.lock) it is refused.
+    monkeypatch.setenv("LAKECTL_SERVER_ENDPOINT_URL", f"http://u:envPw123@127.0.0.1:{closed_port}")
+    with pytest.raises(DataError, match=rf"cannot reach lakeFS at http://127\.0\.0\.1:{closed_port}/api/v1") as failed:
+        lakefs_source.resolve_commit(LakeFSSourceConfig(repository="media"))
+    assert "envPw123" not in str(failed.value)
+    with pytest.raises(ConfigError, match=r"acquire.lakefs.endpoint_url holds credentials"):
+        LakeFSSourceConfig(repository="media", endpoint_url="u:pw@lakefs.example.com:8000")
 
     for name in LAKECTL_ENV:
         monkeypatch.delenv(name, raising=False)

@@ -26,6 +26,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.expectations.row_conditions import Column
 
 from avssl_core.config import Config
+from avssl_core.data.roots import is_inside, resolved
 
 SUITE_NAME = "avssl_video_sources"
 CHECKPOINT_NAME = "avssl_validate"
@@ -49,7 +50,8 @@ REASON_CODES = [
     "outside_data_root",
 ]
 
-OPENED = Column("opened") == True  # noqa: E712 -- builds a GX condition, not a Python comparison
+INSIDE = Column("inside_source_root") == True  # noqa: E712 -- builds a GX condition, not a Python comparison
+OPENED = Column("opened") == True  # noqa: E712
 HAS_VIDEO = OPENED & (Column("num_video_streams") >= 1)
 HAS_AUDIO = OPENED & (Column("num_audio_streams") >= 1)
 DECODED = Column("decodable") == True  # noqa: E712
@@ -68,8 +70,10 @@ def _num(value: Any, fmt: str = ".2f") -> str:
 
 
 CHECKS = [
+    # A file outside its root was never opened: it is quarantined for where it points, not as unreadable.
     Check("container_opens", "unreadable",
-          lambda c: gx.expectations.ExpectColumnValuesToBeInSet(column="probe_error", value_set=[""]),
+          lambda c: gx.expectations.ExpectColumnValuesToBeInSet(column="probe_error", value_set=[""],
+                                                                row_condition=INSIDE),
           lambda r, c: r["probe_error"]),
     Check("header_complete", "unreadable",
           lambda c: gx.expectations.ExpectColumnValuesToBeInSet(column="missing_properties", value_set=[""]),
@@ -148,9 +152,10 @@ def add_check_columns(table: pd.DataFrame) -> pd.DataFrame:
     frame["short_side"] = frame[["width", "height"]].min(axis=1, skipna=False)
     frame["long_side"] = frame[["width", "height"]].max(axis=1, skipna=False)
     frame["missing_properties"] = [_missing_properties(row) for _, row in frame.iterrows()]
-    resolved = [_resolve(row["path"], row["source_root"]) for _, row in frame.iterrows()]
-    frame["resolved_path"] = [r[0] for r in resolved]
-    frame["inside_source_root"] = [r[1] for r in resolved]
+    # Resolving reads directory entries and links only, never the file (avssl_core.data.roots).
+    frame["resolved_path"] = [str(resolved(path)) for path in frame["path"]]
+    frame["inside_source_root"] = [isinstance(root, str) and bool(root) and is_inside(path, root)
+                                   for path, root in zip(frame["path"], frame["source_root"], strict=True)]
     frame["duplicate_of"] = _first_copies(frame)
     return frame
 
@@ -164,14 +169,6 @@ def _missing_properties(row: pd.Series) -> str:
     if row["num_audio_streams"] >= 1:
         needed += ["audio_sample_rate"]
     return ", ".join(col for col in needed if pd.isna(row[col]))
-
-
-def _resolve(path: Any, source_root: Any) -> tuple[str, bool]:
-    """(resolved path, whether it lies under the resolved source root); symlinks are followed."""
-    resolved = Path(os.fspath(path)).resolve()
-    if not isinstance(source_root, str) or not source_root:
-        return str(resolved), False  # nothing to check against: refuse rather than trust
-    return str(resolved), resolved.is_relative_to(Path(source_root).resolve())
 
 
 def _first_copies(frame: pd.DataFrame) -> list[str | None]:

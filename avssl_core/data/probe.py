@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,19 @@ DECODE_COLUMNS = [
     "content_hash",  # same decoded pictures -> same hash, whatever the container or file name
 ]
 
+# Source media is opened with these FFmpeg options. Only demuxers of self-contained media files may run:
+# playlist and list demuxers (hls, concat, dash, image sequences) open the files a text file names, which
+# would read outside the data root behind the root check's back; nested opens may use local files only.
+SOURCE_DEMUXERS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpeg", "mpegts", "mpegvideo", "flv",
+                   "ogg", "asf", "mxf", "nut")
+SOURCE_OPEN_OPTIONS = {"format_whitelist": ",".join(SOURCE_DEMUXERS), "protocol_whitelist": "file"}
+
+
+def open_source(path: str | Path):
+    """Open a source video for reading, with SOURCE_OPEN_OPTIONS."""
+    return av.open(str(path), options=dict(SOURCE_OPEN_OPTIONS))
+
+
 HASH_CHUNK_BYTES = 1 << 20
 VFR_WINDOW_S = 3.0  # timestamps of this much video tell constant from variable frame rate
 VFR_MAX_PACKETS = 300
@@ -49,15 +63,24 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def unprobed_row(reason: str) -> dict[str, Any]:
+    """The PROBE_COLUMNS of a file that was not (or could not be) probed, with ``reason`` as probe_error."""
+    row: dict[str, Any] = dict.fromkeys(PROBE_COLUMNS)
+    row.update(probe_error=reason, container="", video_codec="", pix_fmt="", audio_codec="", streams_json="[]",
+               sha256="", num_video_streams=0, num_audio_streams=0)
+    return row
+
+
 def probe_file(path: str | Path) -> dict[str, Any]:
     """Describe one media file with exactly the PROBE_COLUMNS keys.
 
     Missing values are None (numbers) or "" (strings). Never raises for bad media: ``probe_error``
-    says why the container could not be read ("file not found", "empty file (0 bytes)", ...).
+    says why the container could not be read ("file not found", "empty file (0 bytes)", ...). Reasons say
+    what a file is (empty, text, unknown container, its size), never what it holds: the manifest, the
+    quarantine list and the logs are shared with others.
+    The caller decides whether the file may be read at all (avssl_core.data.roots); this function reads it.
     """
-    row: dict[str, Any] = dict.fromkeys(PROBE_COLUMNS)
-    row.update(probe_error="", container="", video_codec="", pix_fmt="", audio_codec="", streams_json="[]",
-               sha256="", num_video_streams=0, num_audio_streams=0)
+    row = unprobed_row("")
     path = Path(path)
     try:
         if not path.exists():
@@ -71,13 +94,13 @@ def probe_file(path: str | Path) -> dict[str, Any]:
         try:
             container = _open_with_reason(path)
         except av.FFmpegError as exc:
-            return {**row, "probe_error": _open_failure_reason(path, exc)}
+            return {**row, "probe_error": _open_failure_reason(path, row["size_bytes"], exc)}
         with container:
             row.update(_describe_container(container))
     except OSError as exc:
-        row["probe_error"] = f"cannot read file: {exc.strerror or exc}"
+        row["probe_error"] = f"cannot read file: {exc.strerror or type(exc).__name__}"
     except Exception as exc:  # a probe must report, not crash the acquire stage
-        row["probe_error"] = f"probe failed: {type(exc).__name__}: {exc}"
+        row["probe_error"] = f"probe failed: {type(exc).__name__}"
     return row
 
 
@@ -91,19 +114,25 @@ def _open_with_reason(path: Path):
     with av.logging.Capture():
         av.logging.set_level(av.logging.ERROR)
         try:
-            return av.open(str(path))
+            return open_source(path)
         finally:
             av.logging.set_level(previous)
 
 
-def _open_failure_reason(path: Path, exc: av.FFmpegError) -> str:
+# FFmpeg's error lines name the problem ("moov atom not found"); a demuxer may quote what it read, so a
+# line with quotes, or anything but short plain ASCII, is replaced by the error's generic text.
+_PLAIN_FFMPEG_LINE = re.compile(r"[A-Za-z0-9 ,.:;_/()+-]{1,120}")
+
+
+def _open_failure_reason(path: Path, size_bytes: int, exc: av.FFmpegError) -> str:
     log = getattr(exc, "log", None)  # (level, component, message) of FFmpeg's last error line
-    detail = log[2].strip() if log else (exc.strerror or str(exc))
+    line = log[2].strip() if log else ""
+    detail = line if _PLAIN_FFMPEG_LINE.fullmatch(line) else (exc.strerror or type(exc).__name__)
     with open(path, "rb") as fh:
         head = fh.read(512)
     if _looks_like_text(head):
-        return f"not a media file: starts with text {head[:24].decode('utf-8', 'replace')!r}"
-    return f"cannot open container: {detail}"
+        return f"not a media file: text ({size_bytes} bytes)"
+    return f"unknown container ({size_bytes} bytes): {detail}"
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -142,10 +171,11 @@ def _describe_container(container) -> dict[str, Any]:
             fps=stream_fps(video),
             fps_is_variable=_has_variable_frame_rate(container, video),
         )
-    audio = pick_stream(audios)
+    audio = pick_audio_stream(audios)
     if audio is not None:
         ctx = audio.codec_context
-        out.update(audio_codec=ctx.name, audio_sample_rate=ctx.sample_rate, audio_channels=ctx.layout.nb_channels)
+        out.update(audio_codec=ctx.name, audio_sample_rate=ctx.sample_rate, audio_channels=ctx.layout.nb_channels,
+                   audio_stream_index=audio.index)
     return out
 
 
@@ -162,9 +192,28 @@ def pick_stream(streams: list):
     return streams[0] if streams else None
 
 
-def best_streams(container) -> tuple[Any, Any]:
-    """(video, audio) streams that probe_file describes and decode_stats decodes; either may be None."""
-    return pick_stream(_video_streams(container)), pick_stream(list(container.streams.audio))
+def pick_audio_stream(streams: list):
+    """The audio stream with the highest sample rate; among equals the default one, then the first.
+
+    A file may carry an 8 kHz default track beside a 16 kHz one: a higher rate can always be resampled
+    down to ``segment.sample_rate``, a lower one cannot be recovered, so the best rate is the one to check
+    and to use. Its index is recorded (``audio_stream_index``) so validate and segment use the same one.
+    """
+    if not streams:
+        return None
+    default = pick_stream(streams)
+    return max(streams, key=lambda s: (s.codec_context.sample_rate or 0, s is default, -s.index))
+
+
+def best_streams(container, audio_stream_index: int | None = None) -> tuple[Any, Any]:
+    """(video, audio) streams that probe_file describes and decode_stats decodes; either may be None.
+
+    ``audio_stream_index`` (the file's stream index that probe_file recorded) names the audio stream.
+    """
+    audios = list(container.streams.audio)
+    audio = next((s for s in audios if s.index == audio_stream_index), None) if audio_stream_index is not None \
+        else pick_audio_stream(audios)
+    return pick_stream(_video_streams(container)), audio
 
 
 def stream_fps(stream) -> float | None:
@@ -231,7 +280,7 @@ def _stream_info(stream) -> dict[str, Any]:
         "duration_s": _stream_duration_s(stream),
         "frames": stream.frames,
         "default": bool(stream.disposition & av.stream.Disposition.default),
-        "language": stream.metadata.get("language", ""),
+        "language": _language_tag(stream.metadata.get("language", "")),
     }
     if stream.type == "video":
         info.update(width=ctx.width, height=ctx.height, pix_fmt=ctx.pix_fmt, fps=stream_fps(stream),
@@ -241,10 +290,21 @@ def _stream_info(stream) -> dict[str, Any]:
     return info
 
 
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})?")
+
+
+def _language_tag(value: str) -> str:
+    """A language code as the file states it, or "other": free text from a file is not copied into tables."""
+    return value if not value or _LANGUAGE_TAG.fullmatch(value) else "other"
+
+
 def decode_stats(
-    path: str | Path, *, duration_tolerance_s: float = 0.5, thumb_size: int = THUMB_SIZE
+    path: str | Path, *, duration_tolerance_s: float = 0.5, thumb_size: int = THUMB_SIZE,
+    audio_stream_index: int | None = None,
 ) -> dict[str, Any]:
-    """Decode the default video and audio streams start to end and measure them (DECODE_COLUMNS keys).
+    """Decode the chosen video and audio streams start to end and measure them (DECODE_COLUMNS keys).
+
+    ``audio_stream_index`` is the stream probe_file chose (None: choose the same way now).
 
     Streaming: each frame is shrunk to a ``thumb_size`` square image, folded into running sums and
     dropped, so memory does not grow with the length of the video. ``decodable`` is False when decoding
@@ -254,12 +314,12 @@ def decode_stats(
     acc = _DecodeAccumulator(thumb_size)
     announced: dict[str, float | None] = {}  # stream kind -> duration the file claims
     try:
-        container = av.open(str(path))
+        container = open_source(path)
     except av.FFmpegError as exc:
         return {"decodable": False, "decode_error": f"cannot open: {exc.strerror or exc}", **acc.results()}
     try:
         with container:
-            error = _decode_all(container, acc, announced)
+            error = _decode_all(container, acc, announced, audio_stream_index)
     except av.FFmpegError as exc:
         kind = "video" if "video" in announced else "audio"
         reached = (acc.video_seconds() if kind == "video" else acc.audio_seconds()) or 0.0
@@ -272,9 +332,10 @@ def decode_stats(
     return {"decodable": not error, "decode_error": error, **acc.results()}
 
 
-def _decode_all(container, acc: _DecodeAccumulator, announced: dict[str, float | None]) -> str:
-    """Feed every frame of the default streams to ``acc``; fills ``announced``; returns an error or ""."""
-    video, audio = best_streams(container)
+def _decode_all(container, acc: _DecodeAccumulator, announced: dict[str, float | None],
+                audio_stream_index: int | None) -> str:
+    """Feed every frame of the chosen streams to ``acc``; fills ``announced``; returns an error or ""."""
+    video, audio = best_streams(container, audio_stream_index)
     if video is None and audio is None:
         return "no audio or video stream"
     if video is not None:

@@ -27,6 +27,7 @@ SOURCE_COLUMNS = [
     "start_s",  # optional segment of interest in the source (manifest lists), or empty
     "end_s",
     "annotation_path",  # synthetic world metadata JSON, or empty
+    "source_error",  # why the source could not provide the file (a refused or failed download), or empty
 ]
 
 # Columns avssl_core.data.probe.probe_file adds.
@@ -48,6 +49,7 @@ PROBE_COLUMNS = [
     "audio_codec",
     "audio_sample_rate",
     "audio_channels",
+    "audio_stream_index",  # the file's stream index of the audio stream described above (and decoded later)
     "streams_json",  # every stream, as JSON, for anything the columns above leave out
 ]
 

@@ -34,6 +34,7 @@ from avssl_core.data.audio_timeline import SampleTimeline
 from avssl_core.data.clip_writers import ClipVideoWriter, output_size, write_wav
 from avssl_core.data.frame_rate import ConstantRateSampler
 from avssl_core.data.ordered_worker import OrderedWorker
+from avssl_core.data.probe import open_source
 from avssl_core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -138,17 +139,20 @@ def segment_video(
     start_s: float | None = None,
     end_s: float | None = None,
     on_clip: Callable[[ClipInfo], None] | None = None,
+    audio_stream_index: int | None = None,
 ) -> SegmentResult:
     """Segment ``source`` into ``out_dir/<clip_id>.mp4`` + ``.wav``; ``on_clip`` runs as each clip completes.
 
     Raises TranscodeError if the source is unusable (FFmpeg errors are wrapped, naming the file); clips
     finished before a failure stay on disk, the clip in progress is discarded.
+    ``audio_stream_index`` (the file's stream index) names the audio stream; None: FFmpeg's best one.
     """
     source = Path(source)
     job = None
     try:
-        with av.open(str(source)) as container:
-            job = _SegmentJob(container, source, Path(out_dir), video_id, params, start_s, end_s, on_clip)
+        with open_source(source) as container:
+            job = _SegmentJob(container, source, Path(out_dir), video_id, params, start_s, end_s, on_clip,
+                              audio_stream_index)
             try:
                 return job.run()
             finally:
@@ -162,7 +166,8 @@ def segment_video(
 class _SegmentJob:
     """State of one streaming pass: the clip being encoded, the audio timeline, completed halves."""
 
-    def __init__(self, container, source, out_dir, video_id, params, start_s, end_s, on_clip):
+    def __init__(self, container, source, out_dir, video_id, params, start_s, end_s, on_clip,
+                 audio_stream_index=None):
         self.container = container
         self.source = source
         self.out_dir = out_dir
@@ -170,7 +175,9 @@ class _SegmentJob:
         self.p = params
         self.on_clip = on_clip
         self.video = container.streams.best("video")
-        self.audio = container.streams.best("audio")
+        # The audio stream validate checked (probe's choice, e.g. the 16 kHz track beside an 8 kHz default).
+        self.audio = (next((s for s in container.streams.audio if s.index == audio_stream_index), None)
+                      if audio_stream_index is not None else container.streams.best("audio"))
         if self.video is None:
             raise TranscodeError(f"{source}: no video stream")
         if self.audio is None:

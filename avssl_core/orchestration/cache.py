@@ -26,9 +26,9 @@ from avssl_core.orchestration.fingerprints import (
     table_digest,
 )
 
-VALIDATE_CODE = ("stages/validate.py", "data/expectations.py", "data/probe.py")
-SEGMENT_CODE = ("stages/segment.py", "data/transcode.py", "data/frame_rate.py", "data/audio_timeline.py",
-                "data/clip_writers.py", "data/clip_annotations.py")
+VALIDATE_CODE = ("stages/validate.py", "data/expectations.py", "data/probe.py", "data/roots.py")
+SEGMENT_CODE = ("stages/segment.py", "data/transcode.py", "data/probe.py", "data/frame_rate.py",
+                "data/audio_timeline.py", "data/clip_writers.py", "data/clip_annotations.py")
 EVALUATE_CODE = ("stages/evaluate.py", "eval", "methods", "models", "pretext")
 # The pretrain parameters dvc.yaml tracks for every method; pretrain.hparams.<method> is added per method,
 # so another method's hyper-parameters do not change this method's key (test_flows keeps both in step).

@@ -19,9 +19,9 @@ from avssl_core.errors import ConfigError, DataError
 
 AVSSL_CORE = Path(__file__).resolve().parents[1]
 
-# Manifest / valid.csv columns that say what a source video *is*: its bytes and its labels. Paths are
-# left out on purpose (the same bytes elsewhere give the same clips).
-CONTENT_COLUMNS = ("video_id", "sha256", "label", "split", "start_s", "end_s")
+# Manifest / valid.csv columns that say what a source video *is*: its bytes, its labels and the audio stream
+# chosen to use. Paths are left out on purpose (the same bytes elsewhere give the same clips).
+CONTENT_COLUMNS = ("video_id", "sha256", "label", "split", "start_s", "end_s", "audio_stream_index")
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

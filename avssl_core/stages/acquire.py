@@ -2,6 +2,9 @@
 
 Nothing is dropped here: a file that cannot even be opened is still listed, with ``probe_error`` saying
 why, so that validate can quarantine it with its reason and the user sees every file accounted for.
+A file that resolves outside its source's data root (``source_root``) is listed too, but never opened:
+its ``probe_error`` says where it points. Files a source passed over (an extension not listed) are named
+with their reason in ``<acquired_dir>/skipped.csv`` and the log.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from avssl_core.config import Config
-from avssl_core.data.probe import probe_file
+from avssl_core.data.probe import probe_file, unprobed_row
+from avssl_core.data.roots import outside_root_reason
 from avssl_core.data.tables import MANIFEST_COLUMNS, write_table
 from avssl_core.errors import ConfigError, DataError
 from avssl_core.io_utils import write_json_atomic
@@ -26,10 +30,12 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "local", "manifest", "lakefs")
 PATH_COLUMNS = ("path", "source_root", "annotation_path")
+SKIPPED_COLUMNS = ["path", "reason"]
 
 
-def list_source(cfg: Config) -> list[dict]:
-    """Rows of tables.SOURCE_COLUMNS from the source named by ``acquire.source``."""
+def list_source(cfg: Config, skipped: list[dict] | None = None) -> list[dict]:
+    """Rows of tables.SOURCE_COLUMNS from the source named by ``acquire.source``; files the source passed
+    over are appended to ``skipped`` as {path, reason}."""
     raw_dir = Path(cfg.paths.raw_dir)
     name = cfg.acquire.source
     if name == "synthetic":
@@ -39,7 +45,7 @@ def list_source(cfg: Config) -> list[dict]:
     if name == "local":
         from avssl_core.data.sources import local
 
-        return local.list_files(cfg.acquire.local, raw_dir)
+        return local.list_files(cfg.acquire.local, raw_dir, skipped)
     if name == "manifest":
         from avssl_core.data.sources import manifest
 
@@ -47,12 +53,14 @@ def list_source(cfg: Config) -> list[dict]:
     if name == "lakefs":
         from avssl_core.data.sources import lakefs
 
-        return lakefs.list_files(cfg.acquire.lakefs, raw_dir)
+        return lakefs.list_files(cfg.acquire.lakefs, raw_dir, skipped)
     raise ConfigError(f"acquire.source: unknown source {name!r}; choose one of {', '.join(SOURCES)}")
 
 
 def _probe_row(row: dict) -> dict:
-    return {**row, **probe_file(row["path"])}
+    # Roots before reads: a refused path is described by where it points, and not a byte of it is read.
+    refused = row.get("source_error") or outside_root_reason(row["path"], row["source_root"])
+    return {**row, **(unprobed_row(refused) if refused else probe_file(row["path"]))}
 
 
 def _project_relative(value: str) -> str:
@@ -79,7 +87,14 @@ def run_acquire(cfg: Config) -> dict:
     started = time.perf_counter()
     # raw_dir is a DVC output even for sources that download nothing (a local folder): it must exist.
     Path(cfg.paths.raw_dir).mkdir(parents=True, exist_ok=True)
-    rows = list_source(cfg)
+    skipped: list[dict] = []
+    rows = list_source(cfg, skipped)
+    skipped_csv = Path(cfg.paths.acquired_dir) / "skipped.csv"
+    skipped_frame = pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
+    skipped_frame["path"] = skipped_frame["path"].astype(str).map(_project_relative)
+    write_table(skipped_csv, skipped_frame, SKIPPED_COLUMNS)
+    for item in skipped:
+        log.warning("skipped %s: %s", item["path"], item["reason"])
     if not rows:
         raise DataError(f"acquire: source {cfg.acquire.source!r} found no files ({_describe_source(cfg)})")
     ids = Counter(r["video_id"] for r in rows)
@@ -100,11 +115,13 @@ def run_acquire(cfg: Config) -> dict:
         "source": cfg.acquire.source,
         "num_files": int(len(frame)),
         "num_probe_errors": int(len(bad)),
+        "num_skipped": len(skipped),
         "total_duration_s": round(float(pd.to_numeric(frame["duration_s"], errors="coerce").fillna(0).sum()), 3),
         "total_bytes": int(pd.to_numeric(frame["size_bytes"], errors="coerce").fillna(0).sum()),
         "source_fingerprint": source_fingerprint(frame),
         "seconds": round(time.perf_counter() - started, 2),
         "manifest": str(out),
+        "skipped": str(skipped_csv),
     }
     if cfg.acquire.source == "lakefs":
         # source_uri is lakefs://<repo>/<commit>/<path>: the commit pins what this run used.
@@ -115,11 +132,12 @@ def run_acquire(cfg: Config) -> dict:
         # acquire runs on every `dvc repro`: rewriting the file for a new `seconds` alone would make the
         # report (which depends on metrics/) rerun although nothing it shows changed. The kept file
         # describes the acquisition that produced this data, its time included.
-        log.info("acquired %d files into %s (%d could not be probed) in %.2f s; unchanged, so %s is kept",
-                 len(frame), out, len(bad), summary["seconds"], metrics)
+        log.info("acquired %d files into %s (%d could not be probed, %d skipped: %s) in %.2f s; unchanged, so %s "
+                 "is kept", len(frame), out, len(bad), len(skipped), skipped_csv, summary["seconds"], metrics)
         return previous
     write_json_atomic(metrics, summary)
-    log.info("acquired %d files into %s (%d could not be probed)", len(frame), out, len(bad))
+    log.info("acquired %d files into %s (%d could not be probed, %d skipped: %s)", len(frame), out, len(bad),
+             len(skipped), skipped_csv)
     return summary
 
 

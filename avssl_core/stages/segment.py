@@ -206,6 +206,7 @@ def _transcode(row: dict, params: SegmentParams, video_dir: Path) -> dict:
         start_s=_optional_float(row.get("start_s")),
         end_s=_optional_float(row.get("end_s")),
         on_clip=write_clip_annotation,
+        audio_stream_index=_optional_int(row.get("audio_stream_index")),
     )
     if result.inserted_silence_s > 0.1:
         log.info(
@@ -298,6 +299,11 @@ def _optional_float(value) -> float | None:
         return None
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def _optional_int(value) -> int | None:
+    number = _optional_float(value)
+    return None if number is None else int(number)
 
 
 def _sha256_file(path, chunk_bytes: int = 1 << 20) -> str:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from avssl_core.config import Config
 from avssl_core.data.probe import DECODE_COLUMNS, decode_stats
+from avssl_core.data.roots import outside_root_reason
 from avssl_core.data.tables import MANIFEST_COLUMNS, read_table, write_table
 from avssl_core.errors import DataError
 from avssl_core.io_utils import write_json_atomic
@@ -102,14 +103,17 @@ def _log_quarantine(quarantine: pd.DataFrame, total: int, quarantine_csv: Path, 
 
 
 def _with_decode_stats(manifest: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """The manifest plus DECODE_COLUMNS; files whose container did not open are not decoded."""
+    """The manifest plus DECODE_COLUMNS; files whose container did not open are not decoded, nor are files
+    that resolve outside their root now (a link changed since acquire): those are never opened."""
     table = manifest.copy()
     for col in DECODE_COLUMNS:
         table[col] = None
     table["decode_error"] = ""
     table["content_hash"] = ""
-    opened = table.index[table["probe_error"] == ""]
-    items = [(int(i), str(table.at[i, "path"]), cfg.validate.duration_tolerance_s) for i in opened]
+    opened = [i for i in table.index[table["probe_error"] == ""]
+              if not outside_root_reason(table.at[i, "path"], _text(table.at[i, "source_root"]))]
+    items = [(int(i), str(table.at[i, "path"]), cfg.validate.duration_tolerance_s,
+              _stream_index(table.at[i, "audio_stream_index"])) for i in opened]
     workers = min(cfg.validate.workers, max(1, len(items)))  # no idle worker processes to spawn
     for index, stats in imap_unordered(_decode_one, items, workers=workers, desc="validate"):
         for col, value in stats.items():
@@ -117,10 +121,20 @@ def _with_decode_stats(manifest: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return table
 
 
-def _decode_one(item: tuple[int, str, float]) -> tuple[int, dict[str, Any]]:
+def _decode_one(item: tuple[int, str, float, int | None]) -> tuple[int, dict[str, Any]]:
     # Module level so worker processes (spawned) can import it.
-    index, path, tolerance_s = item
-    return index, decode_stats(path, duration_tolerance_s=tolerance_s)
+    index, path, tolerance_s, audio_stream_index = item
+    return index, decode_stats(path, duration_tolerance_s=tolerance_s, audio_stream_index=audio_stream_index)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _stream_index(value: Any) -> int | None:
+    """The audio stream probe chose (a CSV cell: a number, or empty for a file without audio)."""
+    number = pd.to_numeric(value, errors="coerce")
+    return None if pd.isna(number) else int(number)
 
 
 def _raise_if_unusable(metrics: dict, cfg: Config, manifest_path: Path, quarantine_csv: Path) -> None:

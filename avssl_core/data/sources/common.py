@@ -57,6 +57,18 @@ def has_extension(name: str, extensions: set[str]) -> bool:
     return PurePosixPath(name).suffix.lower() in extensions
 
 
+# Audio-only file types: named as such when skipped, since "not a listed extension" would hide why.
+AUDIO_ONLY_EXTENSIONS = {".m4a", ".mp3", ".wav", ".flac", ".aac", ".ogg", ".oga", ".opus", ".wma", ".aiff"}
+
+
+def skip_reason(name: str, option: str) -> str:
+    """Why a file a source found is not taken, naming the parameter that would change it."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in AUDIO_ONLY_EXTENSIONS:
+        return f"audio-only file type {suffix} (no video stream); not in {option}"
+    return f"extension {suffix or '(none)'} not in {option}"
+
+
 def class_folder_labels(relative_paths: list[str]) -> list[str]:
     """Labels from the layout ``<class>/<file>`` (UCF101, HMDB51, extracted Kinetics splits).
 

@@ -45,8 +45,11 @@ from avssl_core.data.sources.common import (
     make_row,
     make_video_id,
     normalize_extensions,
+    skip_reason,
     sort_rows,
 )
+from avssl_core.data.roots import is_inside
+from avssl_core.data.sources.redact import redact_url
 from avssl_core.errors import ConfigError, DataError
 from avssl_core.io_utils import atomic_path
 
@@ -65,7 +68,7 @@ _CREDENTIAL_HELP = (
 @dataclass
 class Connection:
     client: lakefs.Client
-    endpoint: str  # the API base URL, as named in messages
+    endpoint: str  # the API base URL, as named in messages (credentials redacted)
 
 
 def lakectl_config_file() -> str:
@@ -96,7 +99,8 @@ def connect(cfg: LakeFSSourceConfig) -> Connection:
             f"or server.endpoint_url in {config_file}"
         )
     client.config.host = api_base_url(endpoint)
-    return Connection(client=client, endpoint=client.config.host)
+    # Messages name the endpoint; an endpoint URL may carry user:password@ (LAKECTL_SERVER_ENDPOINT_URL).
+    return Connection(client=client, endpoint=redact_url(client.config.host))
 
 
 def api_base_url(endpoint: str) -> str:
@@ -160,8 +164,11 @@ def resolve_commit(cfg: LakeFSSourceConfig, conn: Connection | None = None) -> s
     )
 
 
-def list_files(cfg: LakeFSSourceConfig, raw_dir: Path) -> list[dict]:
-    """One row per video object under ``cfg.prefix`` at the commit ``cfg.ref`` resolves to, downloaded."""
+def list_files(cfg: LakeFSSourceConfig, raw_dir: Path, skipped: list[dict] | None = None) -> list[dict]:
+    """One row per video object under ``cfg.prefix`` at the commit ``cfg.ref`` resolves to, downloaded.
+
+    Every other object listed is appended to ``skipped`` as {path (its lakefs:// URI), reason}.
+    """
     extensions = normalize_extensions(cfg.extensions)
     if not extensions:
         raise ConfigError("acquire.lakefs.extensions is empty: list the video extensions to pick up, e.g. [.mp4]")
@@ -177,6 +184,10 @@ def list_files(cfg: LakeFSSourceConfig, raw_dir: Path) -> list[dict]:
     except NotFoundException as exc:
         raise DataError(f"lakeFS at {conn.endpoint}: {where} not found ({_server_message(exc)})") from None
     objects = sorted((o for o in listed if has_extension(o.path, extensions)), key=lambda o: o.path)
+    if skipped is not None:
+        skipped.extend({"path": f"lakefs://{cfg.repository}/{commit_id}/{o.path}",
+                        "reason": skip_reason(o.path, "acquire.lakefs.extensions")}
+                       for o in sorted(listed, key=lambda o: o.path) if not has_extension(o.path, extensions))
     if not objects:
         detail = f"; {len(listed)} other objects were skipped" if listed else ""
         raise DataError(f"{where}: no objects with extensions {sorted(extensions)}{detail}")
@@ -250,7 +261,7 @@ def is_current(dest: Path, obj: lakefs.ObjectInfo) -> bool:
     The checksum is recomputed rather than trusted from a marker file: DVC checkouts and copies replace
     files under ``data/`` and a truncated copy must not pass for the real thing.
     """
-    if not dest.is_file():
+    if not dest.is_file() or not is_inside(dest, dest.parent):  # a planted symlink is replaced, not read
         return False
     if obj.size_bytes is not None and dest.stat().st_size != obj.size_bytes:
         return False

@@ -20,6 +20,7 @@ from avssl_core.data.sources.common import (
     make_row,
     make_video_id,
     normalize_extensions,
+    skip_reason,
     sort_rows,
 )
 from avssl_core.errors import ConfigError, DataError
@@ -29,8 +30,11 @@ log = logging.getLogger(__name__)
 _GLOB_CHARS = set("*?[")
 
 
-def list_files(cfg: LocalSourceConfig, raw_dir: Path) -> list[dict]:
-    """One row per video file under ``cfg.path`` (``raw_dir`` is unused: local files are not copied)."""
+def list_files(cfg: LocalSourceConfig, raw_dir: Path, skipped: list[dict] | None = None) -> list[dict]:
+    """One row per video file under ``cfg.path`` (``raw_dir`` is unused: local files are not copied).
+
+    Every other file found is appended to ``skipped`` as {path, reason}, so none is passed over silently.
+    """
     del raw_dir
     if not cfg.path.strip():
         raise ConfigError("acquire.local.path is empty: set it to a folder of videos or a glob like /videos/**/*.mp4")
@@ -51,6 +55,9 @@ def list_files(cfg: LocalSourceConfig, raw_dir: Path) -> list[dict]:
         where = f"folder {root}"
 
     files = [p for p in candidates if has_extension(p.name, extensions)]
+    if skipped is not None:
+        skipped.extend({"path": str(p), "reason": skip_reason(p.name, "acquire.local.extensions")}
+                       for p in candidates if not has_extension(p.name, extensions))
     if not files:
         skipped = len(candidates)
         detail = f"; {skipped} other files were skipped" if skipped else ""

@@ -30,15 +30,20 @@ Kinetics (header ``label,youtube_id,time_start,time_end,split``)::
       end_column: ""
 
 Relative paths resolve against ``media_dir`` (relative to the project root), or the CSV's folder when it
-is empty; that folder is the ``source_root`` a file must stay inside (``../../etc/passwd`` is caught by
-validate). Absolute paths and ``file://`` URLs are the user's explicit choice: their root is ``media_dir``
-when set, else their own folder (so a symlink there still cannot point elsewhere).
-URLs are downloaded once into ``<raw_dir>/manifest/``; a URL that fails keeps its row, pointing where the
-file would be, so probing reports it missing and the run goes on.
+is empty. A list may come from elsewhere, so every row must resolve (symlinks followed) inside a declared
+root: that folder, ``acquire.manifest.allowed_roots`` (for absolute paths and ``file://`` URLs that point
+elsewhere on purpose), or the download folder; its ``source_root`` says which, and acquire refuses a row
+that resolves outside it (``../../etc/passwd``, ``/etc/shadow``, a symlink to ``/etc/hostname``) without
+opening it.
+URLs (http and https only) are downloaded once into ``<raw_dir>/manifest/``, each at most
+``max_download_bytes`` and all of a run's together at most ``download_budget_bytes``; a URL that fails or
+is refused keeps its row, with ``source_error`` saying why, and the run goes on. What is recorded of a URL
+(``source_uri``, logs, reasons) has its credentials and query redacted (avssl_core.data.sources.redact).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import urllib.parse
@@ -52,7 +57,9 @@ from tqdm import tqdm
 from avssl_core.config import ManifestSourceConfig
 from avssl_core.data.sources import http_download
 from avssl_core.data.sources.common import make_row, make_video_id, sort_rows
+from avssl_core.data.roots import resolved
 from avssl_core.data.sources.manifest_csv import CsvRecord, fill_template, read_records, template_fields
+from avssl_core.data.sources.redact import redact_url
 from avssl_core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -69,7 +76,7 @@ class _Entry:
     """One CSV record, checked: where the file is and what the row says about it."""
 
     line: int
-    location: str  # absolute local path, or the URL
+    location: str  # absolute local path, or the URL (as listed: only the download sees it unredacted)
     is_url: bool
     id_key: str  # what the video id is derived from: relative path, or host + path of the URL
     source_root: str
@@ -83,6 +90,7 @@ def list_files(cfg: ManifestSourceConfig, raw_dir: Path) -> list[dict]:
     """One row per CSV record; URLs are downloaded into ``<raw_dir>/manifest``."""
     csv_path = _csv_path(cfg)
     media_dir = _media_dir(cfg)
+    extra_roots = _allowed_roots(cfg)
     header, records = read_records(csv_path, cfg.columns or None)
     _check_columns(cfg, csv_path, header)
     if not records:
@@ -91,24 +99,27 @@ def list_files(cfg: ManifestSourceConfig, raw_dir: Path) -> list[dict]:
     entries: list[_Entry] = []
     seen: dict[tuple, int] = {}
     for record in records:
-        entry = _parse_record(cfg, csv_path, media_dir, record)
+        entry = _parse_record(cfg, csv_path, media_dir, extra_roots, record)
         key = (entry.location, entry.start_s, entry.end_s)
         if key in seen:
-            log.warning("%s:%d repeats line %d (%s); keeping the first", csv_path, entry.line, seen[key], entry.location)
+            log.warning("%s:%d repeats line %d (%s); keeping the first", csv_path, entry.line, seen[key],
+                        redact_url(entry.location) if entry.is_url else entry.location)
             continue
         seen[key] = entry.line
         entries.append(entry)
 
     download_dir = (Path(raw_dir) / "manifest").absolute()
-    local_paths = _download_all(cfg, csv_path, [e for e in entries if e.is_url], download_dir)
+    downloads = _download_all(cfg, csv_path, [e for e in entries if e.is_url], download_dir)
     rows = []
     for e in entries:
         segment = "" if e.start_s == "" else f"{e.start_s}-{e.end_s}"
+        path, error = downloads[e.location] if e.is_url else (e.location, "")
         rows.append(make_row(
             video_id=make_video_id(e.id_key, segment),
-            path=local_paths[e.location] if e.is_url else e.location,
+            path=path,
+            source_error=error,
             source="manifest",
-            source_uri=e.location,
+            source_uri=redact_url(e.location) if e.is_url else e.location,
             source_root=str(download_dir.resolve()) if e.is_url else e.source_root,
             label=e.label,
             split=e.split,
@@ -137,6 +148,16 @@ def _media_dir(cfg: ManifestSourceConfig) -> Path | None:
     return path.resolve()
 
 
+def _allowed_roots(cfg: ManifestSourceConfig) -> list[Path]:
+    roots = []
+    for i, text in enumerate(cfg.allowed_roots):
+        path = Path(os.path.expanduser(text.strip())).absolute()
+        if not text.strip() or not path.is_dir():
+            raise ConfigError(f"acquire.manifest.allowed_roots[{i}]: folder {path} does not exist")
+        roots.append(path.resolve())
+    return roots
+
+
 def _check_columns(cfg: ManifestSourceConfig, csv_path: Path, header: list[str]) -> None:
     if cfg.path_template:
         missing = sorted(template_fields(cfg.path_template) - set(header))
@@ -157,7 +178,8 @@ def _check_columns(cfg: ManifestSourceConfig, csv_path: Path, header: list[str])
             raise DataError(f"{csv_path}: no column {name!r} (acquire.manifest.{option}); its columns: {header}")
 
 
-def _parse_record(cfg: ManifestSourceConfig, csv_path: Path, media_dir: Path | None, record: CsvRecord) -> _Entry:
+def _parse_record(cfg: ManifestSourceConfig, csv_path: Path, media_dir: Path | None, extra_roots: list[Path],
+                  record: CsvRecord) -> _Entry:
     where = f"{csv_path}:{record.line}"
     values = record.values
 
@@ -180,38 +202,49 @@ def _parse_record(cfg: ManifestSourceConfig, csv_path: Path, media_dir: Path | N
     if split and split not in SPLIT_ALIASES:
         raise DataError(f"{where}: split {split!r} is not one of train, val, test")
     label, split = cell("label_column"), SPLIT_ALIASES.get(split, "")
-    location, is_url, id_key, root = _locate(where, raw, media_dir, csv_path.parent.resolve())
+    location, is_url, id_key, root = _locate(where, raw, media_dir or csv_path.parent.resolve(), extra_roots,
+                                             keyed_by_root=media_dir is not None)
     return _Entry(record.line, location, is_url, id_key, root, label, split, start_s, end_s)
 
 
-def _locate(where: str, raw: str, media_dir: Path | None, csv_dir: Path) -> tuple[str, bool, str, str]:
-    """(location, is_url, id_key, source_root) for a path or URL cell."""
+def _locate(where: str, raw: str, base_dir: Path, extra_roots: list[Path], keyed_by_root: bool
+            ) -> tuple[str, bool, str, str]:
+    """(location, is_url, id_key, source_root) for a path or URL cell.
+
+    ``base_dir`` (media_dir, else the CSV's folder) is where relative paths resolve and the root of every
+    local row unless the path resolves under one of ``extra_roots``. Nothing here reads a file: resolving
+    reads only directory entries and links, and the root check itself is acquire's.
+    """
     parsed = urllib.parse.urlsplit(raw)
     scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
-        if not parsed.netloc:
-            raise DataError(f"{where}: URL {raw!r} has no host")
+        if not parsed.hostname:
+            raise DataError(f"{where}: URL {redact_url(raw)!r} has no host")
         return raw, True, _url_key(parsed), ""
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):
-            raise DataError(f"{where}: {raw!r} names host {parsed.netloc!r}; file:// URLs must be on this machine")
+            raise DataError(f"{where}: {redact_url(raw)!r} names a host; file:// URLs must be on this machine")
         path = Path(urllib.request.url2pathname(parsed.path))
     elif len(scheme) > 1 and "://" in raw:  # a one-letter "scheme" is a Windows drive letter
         raise DataError(
-            f"{where}: {scheme}:// URLs are not supported ({raw!r}); download the files first, "
-            "or use the lakefs source for lakeFS data"
+            f"{where}: {scheme}:// URLs are not supported ({redact_url(raw)!r}); only http(s):// and file:// "
+            "are; download the files first, or use the lakefs source for lakeFS data"
         )
     else:
         path = Path(os.path.expanduser(raw))
         if not path.is_absolute():
-            base_dir = media_dir or csv_dir
-            # normpath, not resolve: a symlink must stay visible to validate, which checks where it points.
+            # normpath, not resolve: a symlink must stay visible, so acquire can say where it points.
             full = Path(os.path.normpath(base_dir / path))
-            return str(full), False, PurePosixPath(*path.parts).as_posix(), str(base_dir)
+            return str(full), False, PurePosixPath(*path.parts).as_posix(), str(_root_of(full, base_dir, extra_roots))
     full = Path(os.path.normpath(path))
-    root = media_dir if media_dir is not None else full.parent.resolve()
-    key = full.relative_to(media_dir).as_posix() if media_dir and full.is_relative_to(media_dir) else full.as_posix()
-    return str(full), False, key, str(root)
+    key = full.relative_to(base_dir).as_posix() if keyed_by_root and full.is_relative_to(base_dir) else full.as_posix()
+    return str(full), False, key, str(_root_of(full, base_dir, extra_roots))
+
+
+def _root_of(full: Path, base_dir: Path, extra_roots: list[Path]) -> Path:
+    """The declared root ``full`` resolves under; ``base_dir`` when none (acquire then refuses it)."""
+    target = resolved(full)
+    return next((r for r in [base_dir, *extra_roots] if target.is_relative_to(r)), base_dir)
 
 
 def _segment(where: str, start: str, end: str, default_duration_s: float | None) -> tuple[float | str, float | str]:
@@ -244,24 +277,42 @@ def _seconds(where: str, what: str, text: str) -> float | str:
 
 
 def _download_all(cfg: ManifestSourceConfig, csv_path: Path, entries: list[_Entry], download_dir: Path
-                  ) -> dict[str, str]:
-    """URL -> local path, for every URL (fetched now, fetched earlier, or failed and so missing)."""
-    local: dict[str, str] = {}
+                  ) -> dict[str, tuple[str, str]]:
+    """URL -> (local path, source_error), for every URL: fetched now or earlier (error ""), or failed or
+    refused (the path where it would be, and why it is not)."""
+    local: dict[str, tuple[str, str]] = {}
     first_line: dict[str, int] = {}
     for e in entries:
         first_line.setdefault(e.location, e.line)
     if not first_line:
         return local
     failures = 0
+    spent = 0  # bytes taken from the network in this run
     with requests.Session() as session:
         for url in tqdm(sorted(first_line), desc="download", unit="file", disable=None):
             dest = download_dir / download_name(url)
-            result = http_download.download(url, dest, cfg.download_timeout_s, cfg.download_retries, session)
+            left = cfg.download_budget_bytes - spent
+            if left < cfg.max_download_bytes:
+                limit, cap = left, f"what is left of acquire.manifest.download_budget_bytes ({left} bytes)"
+            else:
+                limit, cap = cfg.max_download_bytes, "acquire.manifest.max_download_bytes"
+            if limit <= 0 and not http_download.sidecar_path(dest).is_file():
+                result = http_download.DownloadResult(
+                    ok=False, fetched=False, too_large=True,
+                    reason=f"refused: this run's downloads reached acquire.manifest.download_budget_bytes "
+                           f"({cfg.download_budget_bytes} bytes)")
+            else:
+                result = http_download.download(url, dest, cfg.download_timeout_s, cfg.download_retries, session,
+                                                 max_bytes=max(limit, 0), cap_name=cap)
+            spent += result.received_bytes
+            error = ""
             if not result.ok:
                 failures += 1
-                log.warning("%s:%d: cannot download %s (%s); its row is kept as a missing file",
-                            csv_path, first_line[url], url, result.reason)
-            local[url] = str(dest)
+                what = "download refused" if result.too_large else "cannot download"
+                error = f"{what}: {result.reason}"
+                log.warning("%s:%d: %s %s (%s); its row is kept, with that reason", csv_path, first_line[url],
+                            what, redact_url(url), result.reason)
+            local[url] = (str(dest), error)
     if failures:
         log.warning("manifest: %d of %d URLs could not be downloaded", failures, len(first_line))
     return local
@@ -278,7 +329,11 @@ def download_name(url: str) -> str:
 
 
 def _url_key(parsed: urllib.parse.SplitResult) -> str:
-    return f"{parsed.netloc}{parsed.path}" + (f"?{parsed.query}" if parsed.query else "")
+    """Host and path, the query only as a hash: the key becomes a readable file name and video id, and
+    credentials (user info, a pre-signed query) must not."""
+    host = urllib.parse.urlsplit(redact_url(parsed.geturl())).netloc
+    query = f"?{hashlib.sha256(parsed.query.encode()).hexdigest()[:16]}" if parsed.query else ""
+    return f"{host}{parsed.path}{query}"
 
 
 __all__ = ["list_files", "download_name", "SPLIT_ALIASES"]
