@@ -369,7 +369,8 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
         for kind in ("pretrained", "scratch"):
             assert all(0.0 <= v <= 1.0 for v in entry[kind].values())
     for task, metrics_with_intervals in (("frozen_video", names["frozen_video"]),
-                                         ("frozen_audio", names["frozen_audio"]), ("retrieval_video", {"R@1"})):
+                                         ("frozen_audio", names["frozen_audio"]), ("retrieval_video", {"R@1"}),
+                                         ("action_recognition", {"video@1"})):
         entry = on_disk["tasks"][task]
         assert set(entry["intervals"]) == metrics_with_intervals
         for metric, record in entry["intervals"].items():

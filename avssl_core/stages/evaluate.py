@@ -319,6 +319,15 @@ class _Suite:
                  "skipped": len(skipped)}
         for kind in self.models:
             entry[kind] = {m: float(np.mean([r[kind][m] for r in per_split.values()])) for m in ("clip@1", "video@1")}
+        if len(per_split) == 1:  # with several splits video@1 is their mean: no per-video interval for that
+            (results,) = per_split.values()
+            videos = sorted(results["pretrained"]["video_correct"])
+            entry["intervals"] = {"video@1": self.paired(
+                {kind: np.array([float(r["video_correct"][k]) for k in videos]) for kind, r in results.items()},
+                [split.test[k].group for k in videos])}
+        for split in data.splits:  # details.json: each test video's correctness under its file name
+            for r in per_split[split.name].values():
+                r["video_correct"] = {str(split.test[k].path): v for k, v in r["video_correct"].items()}
         return entry
 
     # -- retrieval ----------------------------------------------------------------------------------------
