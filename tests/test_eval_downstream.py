@@ -383,6 +383,12 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
             assert record["verdict"] in ("win", "loss", "not separable")
             # The broken test video's mp4 is skipped; its WAV is fine, so the audio probe scores it too.
             assert record["test_groups"] == (3 if task == "frozen_audio" else 2)
+    for task in ("frozen_video", "frozen_audio"):  # the trivial baseline beside scratch, with its interval
+        entry = on_disk["tasks"][task]
+        assert set(entry["trivial"]) == names[task]
+        for metric, record in entry["intervals"].items():
+            assert record["trivial"]["value"] == pytest.approx(entry["trivial"][metric])
+            assert record["trivial"]["low"] <= record["trivial"]["value"] <= record["trivial"]["high"]
     assert on_disk["tasks"]["frozen_video"]["skipped"] == 1 and on_disk["tasks"]["frozen_audio"]["skipped"] == 0
     assert "kNN: cosine similarity" in on_disk["tasks"]["frozen_video"]["protocol"]
     details = json.loads((tmp_path / "evaluate" / "avc" / "details.json").read_text())

@@ -7,6 +7,7 @@ import pytest
 
 from avssl_core.eval.frozen_probe import (
     FrozenProbeSettings,
+    InputStatistics,
     choose_c,
     knn_predict,
     linear_predict,
@@ -83,3 +84,21 @@ def test_probe_reports_every_classifier_and_label_budget_per_test_clip():
     assert metric_name("linear", None) == "linear_all" and metric_name("knn", 5) == "knn_k5"
     words = protocol(s, "video")
     assert "k=5" in words and "labelled source videos per class: 1, all" in words
+
+
+def test_trivial_baseline_statistics_of_raw_windows():
+    import torch
+
+    video = torch.zeros(4, 8, 8, 3, dtype=torch.uint8)
+    video[..., 0] = 255  # pure red
+    video[:2, ..., 2] = 255  # blue in half the frames
+    t = torch.arange(16000) / 16000
+    low = 0.1 * torch.sin(2 * torch.pi * 200 * t).unsqueeze(0)
+    high = 0.1 * torch.sin(2 * torch.pi * 3000 * t).unsqueeze(0)
+    stats = InputStatistics(16000)
+    a = stats({"video": video, "audio": low})
+    b = stats({"video": video, "audio": high})
+    assert torch.allclose(a["video_stats"], torch.tensor([1.0, 0.0, 0.5, 0.0, 0.0, 0.5]), atol=0.01)
+    assert a["audio_stats"].shape == (40,)
+    # The tone's energy sits in a low band for 200 Hz and a high band for 3 kHz.
+    assert int(a["audio_stats"].argmax()) < int(b["audio_stats"].argmax())

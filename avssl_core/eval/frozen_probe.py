@@ -17,6 +17,11 @@ per class (all of their clips), a seeded draw shared by every model.
 
 Results are per test clip (right or wrong), so intervals over test source videos can be put on them
 (avssl_core/eval/intervals.py).
+
+The trivial baseline (``InputStatistics``) puts the same classifiers on statistics of the raw windows,
+with no network at all: each colour channel's mean and standard deviation over the frames, and the mean
+over time of a 40-band log-mel spectrogram of the audio. What it scores needs no learning; a pretrained
+encoder is worth something only above it and above scratch.
 """
 
 from __future__ import annotations
@@ -25,12 +30,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 CLASSIFIERS = ("knn", "linear")
+TRIVIAL = "trivial"  # the baseline's name beside "pretrained" and "scratch"
+STATS_KEYS = {"video": "video_stats", "audio": "audio_stats"}  # where a window keeps its statistics
+
+
+class InputStatistics:
+    """Raw window (uint8 video [T, H, W, 3], audio [channels, samples]) -> {"video_stats": [6] per-channel
+    mean and std of the frames on a 0-1 scale, "audio_stats": [40] mean log-mel energy per band}."""
+
+    def __init__(self, sample_rate: int) -> None:
+        from avssl_core.models.features import LogMelFilterbank
+
+        self.logmel = LogMelFilterbank(sample_rate=sample_rate)
+
+    def __call__(self, raw: dict) -> dict[str, torch.Tensor]:
+        frames = raw["video"].float().div(255.0).reshape(-1, 3)
+        video = torch.cat([frames.mean(0), frames.std(0)])
+        audio = self.logmel(raw["audio"]).mean(dim=1).reshape(-1)  # [1, frames, bands] -> [bands]
+        return {STATS_KEYS["video"]: video, STATS_KEYS["audio"]: audio}
 
 
 @dataclass(frozen=True)
@@ -54,7 +78,8 @@ def protocol(s: FrozenProbeSettings, encoder: str) -> str:
             f"vote weight exp(sim/{s.knn_temperature}); linear: logistic regression on standardised features, C "
             f"from {list(s.c_grid)} by {s.cv_folds}-fold CV grouped by source video on the training clips "
             f"(C={s.fixed_c} where a class has one labelled video); labelled source videos per class: {labels} "
-            f"(seed {s.seed})")
+            f"(seed {s.seed}); trivial baseline: the same classifiers on per-channel mean/std of the frames "
+            f"(video) or the mean 40-band log-mel spectrum (audio) of the same windows")
 
 
 def metric_name(classifier: str, labelled_per_class: int | None) -> str:

@@ -42,7 +42,7 @@ from avssl_core.eval.clips import (
     random_windows,
 )
 from avssl_core.eval.export import export_esc50_layout, export_ucf101_layout
-from avssl_core.eval.frozen_probe import FrozenProbeSettings, probe
+from avssl_core.eval.frozen_probe import STATS_KEYS, TRIVIAL, FrozenProbeSettings, InputStatistics, probe
 from avssl_core.eval.frozen_probe import protocol as frozen_protocol
 from avssl_core.eval.intervals import bootstrap, compare
 from avssl_core.eval.layouts import (
@@ -195,8 +195,12 @@ class _Suite:
         if key not in self._sets:
             reader = self.reader(video, audio)
             skip: dict[int, str] = {}
-            self._sets[key] = (self.windows(items, centred_windows(reader, items, n, skip), reader, False, classes),
-                               skip)
+            # The trivial baseline's input statistics come along at decode time (cheap beside decoding).
+            stats = InputStatistics(reader.spec.audio_sample_rate or 16000)
+            windows = WindowSet(reader, items, centred_windows(reader, items, n, skip), self.preprocess[False],
+                                {c: i for i, c in enumerate(classes)}, seed=self.ec.seed, cache=self.budget,
+                                extra=stats)
+            self._sets[key] = (windows, skip)
         return self._sets[key]
 
     def clip_features(self, kind: str, modality: str, windows: WindowSet) -> tuple[torch.Tensor, np.ndarray]:
@@ -204,10 +208,13 @@ class _Suite:
         positions); files with an undecodable window left out. Computed once per model and window set."""
         key = (kind, modality, id(windows))
         if key not in self._clip_features:
-            model = self.models[kind]
-            net = (model.video_backbone() if modality == "video" else model.audio_backbone()).eval()
-            feats, rows = extract_features(lambda b: net(b[modality]), windows, batch_size=self.ec.batch_size,
-                                           device=self.device)
+            if kind == TRIVIAL:  # no network: the window's input statistics (centred_set keeps them)
+                encode = lambda b: b[STATS_KEYS[modality]]  # noqa: E731
+            else:
+                model = self.models[kind]
+                net = (model.video_backbone() if modality == "video" else model.audio_backbone()).eval()
+                encode = lambda b: net(b[modality])  # noqa: E731
+            feats, rows = extract_features(encode, windows, batch_size=self.ec.batch_size, device=self.device)
             self._clip_features[key] = average_by_item(feats, rows, set(windows.failed_items))
         return self._clip_features[key]
 
@@ -379,7 +386,7 @@ class _Suite:
                                                    video=video, audio=audio)
             correct: dict[str, dict[str, np.ndarray]] = {}
             details: dict[str, dict] = {}
-            for kind in self.models:
+            for kind in (*self.models, TRIVIAL):
                 tx, t_rows = self.clip_features(kind, modality, train_set)
                 qx, q_rows = self.clip_features(kind, modality, test_set)
                 train_items = [split.train[k] for k in t_rows]
@@ -399,8 +406,10 @@ class _Suite:
                             f"videos ({ec.bootstrap} replicates), win/loss only when the paired difference's "
                             f"interval excludes zero",
                 **{kind: {metric: float(by_kind[kind].mean()) for metric, by_kind in correct.items()}
-                   for kind in self.models},
-                "intervals": {metric: self.paired(by_kind, groups) for metric, by_kind in correct.items()},
+                   for kind in (*self.models, TRIVIAL)},
+                "intervals": {metric: {**self.paired(by_kind, groups), TRIVIAL: bootstrap(
+                    by_kind[TRIVIAL], groups, replicates=ec.bootstrap, seed=ec.seed).as_dict()}
+                    for metric, by_kind in correct.items()},
                 "skipped": len(skipped)}
         return tasks
 
