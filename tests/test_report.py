@@ -59,6 +59,7 @@ def _evaluation(method: str, preset: str, pictures: dict, overlays: list, offset
             "frozen_video": {"dataset": "synthetic test videos", "protocol": "frozen video encoder, kNN and linear",
                              "pretrained": {"knn_all": 0.75 + offset, "linear_all": 0.625},
                              "scratch": {"knn_all": 0.375, "linear_all": 0.5625},
+                             "trivial": {"knn_all": 0.4375, "linear_all": 0.5},
                              "intervals": {
                                  "knn_all": {"pretrained": {"value": 0.75 + offset, "low": 0.5417, "high": 0.9167},
                                              "scratch": {"value": 0.375, "low": 0.1667, "high": 0.5833},
@@ -68,6 +69,7 @@ def _evaluation(method: str, preset: str, pictures: dict, overlays: list, offset
                                  "linear_all": {"pretrained": {"value": 0.625, "low": 0.4167, "high": 0.8333},
                                                 "scratch": {"value": 0.5625, "low": 0.3333, "high": 0.7917},
                                                 "difference": {"value": 0.0625, "low": -0.1667, "high": 0.2917},
+                                                "trivial": {"value": 0.5, "low": 0.25, "high": 0.75},
                                                 "verdict": "not separable", "test_groups": 8, "test_items": 24,
                                                 "bootstrap": "95% percentile, 1000 replicates"}},
                              "skipped": 0},
@@ -180,12 +182,13 @@ def test_report_calls_wins_only_from_the_paired_interval(report_inputs):
     page = (root / "report" / "index.html").read_text()
     section = md.split("## What pretraining buys")[1].split("\n## ")[0]
     win = "| avts | Frozen video encoder: kNN and linear probes | knn_all | 0.750 [0.542, 0.917] | 0.375 [0.167, 0.583] " \
-          "| +0.375 [+0.125, +0.625] | win | 8 / 24 |"
+          "| +0.375 [+0.125, +0.625] | win | – | 8 / 24 |"
     assert win in section
     assert "| avts | Frozen video encoder: kNN and linear probes | linear_all | 0.625 [0.417, 0.833] " \
-           "| 0.562 [0.333, 0.792] | +0.062 [-0.167, +0.292] | not separable | 8 / 24 |" in section
+           "| 0.562 [0.333, 0.792] | +0.062 [-0.167, +0.292] | not separable | 0.500 [0.250, 0.750] | 8 / 24 |" \
+           in section
     # Retrieval here carries no intervals: its difference is shown, and nothing is called from it.
-    assert "| avts | Video retrieval | R@1 | 0.284 | 0.120 | +0.164 | no interval | – |" in section
+    assert "| avts | Video retrieval | R@1 | 0.284 | 0.120 | +0.164 | no interval | – | – |" in section
     assert section.count("| win |") == 2 and "| loss |" not in section  # avts and avc knn_all only
     # The task's own table shows each number with its interval.
     assert "| avts | tiny | pretrained | 0.750 [0.542, 0.917] | 0.625 [0.417, 0.833] |" in md

@@ -215,12 +215,14 @@ def _method_order(method: str) -> tuple[int, str]:
 
 
 COMPARISON_HEADER = ["method", "task", "metric", "pretrained [95% CI]", "scratch [95% CI]",
-                     "pretrained - scratch [95% CI, paired]", "verdict", "test videos / items"]
+                     "pretrained - scratch [95% CI, paired]", "verdict", "trivial baseline [95% CI]",
+                     "test videos / items"]
 
 
 def comparison_rows(evaluations: dict[str, dict[str, Any]]) -> list[list[str]]:
     """Pretrained against scratch, one row per metric with intervals, and one row per task without them
-    (its first metric), whose verdict is "no interval": a difference without an interval calls nothing."""
+    (its first metric), whose verdict is "no interval": a difference without an interval calls nothing. The
+trivial baseline (probes on raw input statistics) is shown where the task has one."""
     rows = []
     tasks = {t for e in evaluations.values() for t in e["tasks"]}
     ordered = [t for t in TASK_ORDER if t in tasks] + sorted(tasks - set(TASK_ORDER))
@@ -235,13 +237,13 @@ def comparison_rows(evaluations: dict[str, dict[str, Any]]) -> list[list[str]]:
                 groups = f"{fmt(rec.get('test_groups'))} / {fmt(rec.get('test_items'))}"
                 rows.append([method, title, metric, fmt_interval(rec.get("pretrained")),
                              fmt_interval(rec.get("scratch")), fmt_interval(rec.get("difference"), signed=True),
-                             rec.get("verdict", "no scratch run"), groups])
+                             rec.get("verdict", "no scratch run"), fmt_interval(rec.get("trivial")), groups])
             if intervals or not _is_numbers(entry.get("scratch")):
                 continue
             metric = next(iter(entry["pretrained"]))
             p, sc = entry["pretrained"].get(metric), entry["scratch"].get(metric)
             diff = f"{p - sc:+.3f}" if isinstance(p, (int, float)) and isinstance(sc, (int, float)) else "–"
-            rows.append([method, title, metric, fmt(p), fmt(sc), diff, NO_INTERVAL, "–"])
+            rows.append([method, title, metric, fmt(p), fmt(sc), diff, NO_INTERVAL, "–", "–"])
     return rows
 
 
