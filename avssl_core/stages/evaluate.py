@@ -536,6 +536,12 @@ def _summary_line(task: str, entry: dict) -> str:
         if kind in entry:
             shown = {k: v for k, v in entry[kind].items() if "R@" not in k or k.endswith("R@1")}
             parts.append(f"{kind} " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()))
+    if "trivial" in entry:
+        parts.append("trivial " + " ".join(f"{k}={v:.3f}" for k, v in entry["trivial"].items()))
+    verdicts = {m: r["verdict"] for m, r in (entry.get("intervals") or {}).items() if "verdict" in r}
+    if verdicts:
+        parts.append("pretrained vs scratch (95% paired interval): " +
+                     ", ".join(f"{m} {v}" for m, v in verdicts.items()))
     if entry.get("skipped"):
         parts.append(f"skipped {entry['skipped']} undecodable file(s)")
     return " | ".join(parts)
