@@ -14,6 +14,7 @@ from avssl_core.eval.frozen_probe import (
     metric_name,
     probe,
     protocol,
+    standardised,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -102,3 +103,10 @@ def test_trivial_baseline_statistics_of_raw_windows():
     assert a["audio_stats"].shape == (40,)
     # The tone's energy sits in a low band for 200 Hz and a high band for 3 kHz.
     assert int(a["audio_stats"].argmax()) < int(b["audio_stats"].argmax())
+
+
+def test_standardised_uses_training_statistics_only():
+    train = np.array([[1.0, 5.0], [3.0, 5.0]])
+    test = np.array([[2.0, 7.0]])
+    z_train, z_test = standardised(train, test)
+    assert np.allclose(z_train, [[-1.0, 0.0], [1.0, 0.0]]) and np.allclose(z_test, [[0.0, 2.0]])

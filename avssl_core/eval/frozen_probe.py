@@ -79,12 +79,22 @@ def protocol(s: FrozenProbeSettings, encoder: str) -> str:
             f"from {list(s.c_grid)} by {s.cv_folds}-fold CV grouped by source video on the training clips "
             f"(C={s.fixed_c} where a class has one labelled video); labelled source videos per class: {labels} "
             f"(seed {s.seed}); trivial baseline: the same classifiers on per-channel mean/std of the frames "
-            f"(video) or the mean 40-band log-mel spectrum (audio) of the same windows")
+            f"(video) or the mean 40-band log-mel spectrum (audio) of the same windows, z-scored with the "
+            f"training clips' statistics")
 
 
 def metric_name(classifier: str, labelled_per_class: int | None) -> str:
     """e.g. knn_all (every training label), linear_k1 (one labelled source video per class)."""
     return f"{classifier}_{'all' if labelled_per_class is None else f'k{labelled_per_class}'}"
+
+
+def standardised(train_x: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both z-scored with the training clips' statistics. For the trivial baseline's statistics, which
+    are all positive and of different scales: cosine similarity between raw ones would compare little
+    more than their proportions."""
+    mean, std = train_x.mean(0), train_x.std(0)
+    std = np.where(std > 0, std, 1.0)
+    return (train_x - mean) / std, (test_x - mean) / std
 
 
 def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *, k: int,

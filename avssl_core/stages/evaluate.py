@@ -42,7 +42,14 @@ from avssl_core.eval.clips import (
     random_windows,
 )
 from avssl_core.eval.export import export_esc50_layout, export_ucf101_layout
-from avssl_core.eval.frozen_probe import STATS_KEYS, TRIVIAL, FrozenProbeSettings, InputStatistics, probe
+from avssl_core.eval.frozen_probe import (
+    STATS_KEYS,
+    TRIVIAL,
+    FrozenProbeSettings,
+    InputStatistics,
+    probe,
+    standardised,
+)
 from avssl_core.eval.frozen_probe import protocol as frozen_protocol
 from avssl_core.eval.intervals import bootstrap, compare
 from avssl_core.eval.layouts import (
@@ -389,10 +396,13 @@ class _Suite:
             for kind in (*self.models, TRIVIAL):
                 tx, t_rows = self.clip_features(kind, modality, train_set)
                 qx, q_rows = self.clip_features(kind, modality, test_set)
+                tx, qx = tx.numpy(), qx.numpy()
+                if kind == TRIVIAL:
+                    tx, qx = standardised(tx, qx)
                 train_items = [split.train[k] for k in t_rows]
                 masks = {k: np.array([m.path in paths for m in train_items], dtype=bool) for k, paths in budgets.items()}
-                scores, details[kind] = probe(tx.numpy(), [m.label for m in train_items], [m.group for m in train_items],
-                                              qx.numpy(), [split.test[k].label for k in q_rows], masks, settings)
+                scores, details[kind] = probe(tx, [m.label for m in train_items], [m.group for m in train_items],
+                                              qx, [split.test[k].label for k in q_rows], masks, settings)
                 for metric, values in scores.items():
                     correct.setdefault(metric, {})[kind] = values
             groups = [split.test[k].group for k in q_rows]
