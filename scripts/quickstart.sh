@@ -46,8 +46,9 @@ for path in sorted(glob.glob("metrics/pretrain_*.json")):
             ci = lambda r: f"{r['value']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"  # noqa: E731
             if "scratch" in rec:
                 d = rec["difference"]
+                trivial = f", trivial baseline {ci(rec['trivial'])}" if "trivial" in rec else ""
                 print(f"  {task} {metric}: {ci(rec['pretrained'])} vs scratch {ci(rec['scratch'])}, difference "
-                      f"{d['value']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]: {rec['verdict']}")
+                      f"{d['value']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]: {rec['verdict']}{trivial}")
             else:
                 print(f"  {task} {metric}: {ci(rec['pretrained'])} (no scratch run)")
 PY
