@@ -226,7 +226,7 @@ class EvalActionConfig:
     splits_dir: str = ""  # empty: <root>/ucfTrainTestlist (or <root>) | <root>/testTrainMulti_7030_splits
     splits: list[int] = field(default_factory=list)  # empty: every split present; the result is their mean
     modality: str = "video"  # video (the visual network alone) | audio_visual (video + audio features)
-    epochs: int = 3
+    epochs: int = 30  # 3 left every tiny model at chance (README, Measured); opt-in task, see evaluate.tasks
     clips_per_video: int = 1  # random training clips per video and epoch
     test_clips: int = 3  # N uniformly spaced clips per test video, softmax scores averaged
     # Label efficiency: fine-tune on the training videos of at most this many source videos (groups) per
@@ -262,6 +262,20 @@ class EvalRetrievalConfig:
 
 
 @dataclass
+class EvalFrozenConfig:
+    """Frozen-feature probes of both encoders (avssl_core/eval/frozen_probe.py): kNN and a linear probe fit
+    on the training split's labels, scored per test clip."""
+
+    clips_per_video: int = 3  # N uniformly spaced windows per clip, features averaged
+    labelled_per_class: list[int | None] = field(default_factory=lambda: [1, None])  # labelled source videos per class; null: all
+    knn_k: int = 20
+    knn_temperature: float = 0.07  # vote weight exp(cosine similarity / T)
+    c_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # chosen by grouped CV on training clips
+    cv_folds: int = 3
+    fixed_c: float = 1.0  # C where grouped CV cannot run (a class with one labelled source video)
+
+
+@dataclass
 class EvalLocalizationConfig:
     max_clips: int = 24  # evaluation-split clips with boxes scored per method
     # Frame size (pixels) the maps are computed on, for methods whose networks take any size (finer maps);
@@ -283,9 +297,11 @@ class EvaluateConfig:
     batch_size: int = 32  # feature extraction and pretext batches
     cache_mb: int = 2048  # preprocessed windows kept in memory for reuse (pretrained and scratch runs)
     scratch: bool = True  # also run every task from random initialisation
-    tasks: list[str] = field(default_factory=lambda: ["pretext", "action_recognition", "audio_probe",
+    bootstrap: int = 1000  # replicates of the 95% bootstrap interval over test source videos
+    tasks: list[str] = field(default_factory=lambda: ["pretext", "frozen", "audio_probe",
                                                       "retrieval", "localization", "tsne"])
     pretext: EvalPretextConfig = field(default_factory=EvalPretextConfig)
+    frozen: EvalFrozenConfig = field(default_factory=EvalFrozenConfig)
     action: EvalActionConfig = field(default_factory=EvalActionConfig)
     audio: EvalAudioConfig = field(default_factory=EvalAudioConfig)
     retrieval: EvalRetrievalConfig = field(default_factory=EvalRetrievalConfig)

@@ -39,6 +39,18 @@ for path in sorted(glob.glob("metrics/pretrain_*.json")):
             scratch = entry.get("scratch", {}).get(key)
             shown.append(f"{task} {entry['pretrained'][key]:.2f}" + (f" (scratch {scratch:.2f})" if scratch is not None else ""))
     print(f"evaluate: {method}: " + ", ".join(shown) + f" ({ev.get('seconds')} s)")
+    # The frozen probes, pretrained vs scratch with 95% intervals over test videos; the verdict comes from
+    # the paired difference's interval only.
+    for task in ("frozen_video", "frozen_audio"):
+        for metric, rec in (ev["tasks"].get(task) or {}).get("intervals", {}).items():
+            ci = lambda r: f"{r['value']:.2f} [{r['low']:.2f}, {r['high']:.2f}]"  # noqa: E731
+            if "scratch" in rec:
+                d = rec["difference"]
+                trivial = f", trivial baseline {ci(rec['trivial'])}" if "trivial" in rec else ""
+                print(f"  {task} {metric}: {ci(rec['pretrained'])} vs scratch {ci(rec['scratch'])}, difference "
+                      f"{d['value']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]: {rec['verdict']}{trivial}")
+            else:
+                print(f"  {task} {metric}: {ci(rec['pretrained'])} (no scratch run)")
 PY
 echo "All metrics: dvc metrics show"
 cat <<MSG

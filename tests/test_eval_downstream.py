@@ -320,7 +320,7 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
 
     torch.set_num_threads(1)
     index_csv = labelled_index(tiny_clips, tmp_path / "clips" / "index.csv", broken=True)
-    tasks = ["pretext", "action_recognition", "audio_probe", "retrieval"]
+    tasks = ["pretext", "frozen", "action_recognition", "audio_probe", "retrieval"]
     optional = {"localization": "avssl_core.eval.localization", "tsne": "avssl_core.eval.embedding_plot"}
     tasks += [t for t, mod in optional.items() if importlib.util.find_spec(mod) is not None]
     cfg = load_config(None, [
@@ -333,7 +333,7 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
         "evaluate.action.test_clips=2", "evaluate.action.batch_size=4", "evaluate.audio.clips_per_file=2",
         "evaluate.audio.num_folds=3", "evaluate.retrieval.clips_per_video=2", "evaluate.localization.max_clips=4",
         "evaluate.batch_size=8", "evaluate.action.labelled_groups_per_class=2",
-        "evaluate.localization.input_size=112",
+        "evaluate.localization.input_size=112", "evaluate.frozen.clips_per_video=2", "evaluate.bootstrap=200",
     ])
     run_pretrain(cfg, "avc", "tiny")
     metrics = run_evaluate(cfg, "avc")
@@ -342,10 +342,13 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
     assert on_disk == json.loads(json.dumps(metrics))
     assert {"method", "preset", "data", "seconds", "tasks", "pictures"} <= set(on_disk)
     expected = {"pretext_easy", "pretext_easy75_hard25", "pretext_shifted", "action_recognition", "audio_probe",
-                "retrieval_video", "retrieval_cross"} | ({"localization"} if "localization" in tasks else set())
+                "retrieval_video", "retrieval_cross", "frozen_video", "frozen_audio"} | (
+                    {"localization"} if "localization" in tasks else set())
     assert set(on_disk["tasks"]) == expected
     names = {"action_recognition": {"clip@1", "video@1"}, "audio_probe": {"accuracy"},
-             "retrieval_video": {"R@1", "R@5", "R@10", "median_rank"}}
+             "retrieval_video": {"R@1", "R@5", "R@10", "median_rank"},
+             "frozen_video": {"knn_k1", "linear_k1", "knn_all", "linear_all"},
+             "frozen_audio": {"knn_k1", "linear_k1", "knn_all", "linear_all"}}
     for task, entry in on_disk["tasks"].items():
         assert isinstance(entry["dataset"], str) and isinstance(entry["protocol"], str)
         assert isinstance(entry["skipped"], int)
@@ -365,7 +368,31 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
     for entry in (action, on_disk["tasks"]["audio_probe"]):
         for kind in ("pretrained", "scratch"):
             assert all(0.0 <= v <= 1.0 for v in entry[kind].values())
+    for task, metrics_with_intervals in (("frozen_video", names["frozen_video"]),
+                                         ("frozen_audio", names["frozen_audio"]), ("retrieval_video", {"R@1"}),
+                                         ("action_recognition", {"video@1"})):
+        entry = on_disk["tasks"][task]
+        assert set(entry["intervals"]) == metrics_with_intervals
+        for metric, record in entry["intervals"].items():
+            for kind in ("pretrained", "scratch"):
+                assert record[kind]["value"] == pytest.approx(entry[kind][metric])
+                assert record[kind]["low"] <= record[kind]["value"] <= record[kind]["high"]
+            diff = record["difference"]
+            assert diff["low"] <= diff["value"] <= diff["high"]
+            assert diff["value"] == pytest.approx(entry["pretrained"][metric] - entry["scratch"][metric])
+            assert record["verdict"] in ("win", "loss", "not separable")
+            # The broken test video's mp4 is skipped; its WAV is fine, so the audio probe scores it too.
+            assert record["test_groups"] == (3 if task == "frozen_audio" else 2)
+    for task in ("frozen_video", "frozen_audio"):  # the trivial baseline beside scratch, with its interval
+        entry = on_disk["tasks"][task]
+        assert set(entry["trivial"]) == names[task]
+        for metric, record in entry["intervals"].items():
+            assert record["trivial"]["value"] == pytest.approx(entry["trivial"][metric])
+            assert record["trivial"]["low"] <= record["trivial"]["value"] <= record["trivial"]["high"]
+    assert on_disk["tasks"]["frozen_video"]["skipped"] == 1 and on_disk["tasks"]["frozen_audio"]["skipped"] == 0
+    assert "kNN: cosine similarity" in on_disk["tasks"]["frozen_video"]["protocol"]
     details = json.loads((tmp_path / "evaluate" / "avc" / "details.json").read_text())
+    assert details["frozen_video"]["probes"]["pretrained"]["linear_k1"]["train_videos"] == 2
     assert "not_a_video.mp4" in " ".join(details["action_recognition"]["skipped_files"])
     assert (tmp_path / "evaluate" / "avc" / "datasets" / "ucf101" / "trainlist01.txt").is_file()
     for rel in on_disk["pictures"].values():

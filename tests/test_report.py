@@ -13,7 +13,7 @@ from avssl_core.cli import main
 from avssl_core.config import load_config
 from avssl_core.errors import DataError
 from avssl_core.eval.embedding_plot import embed_2d, plot_embeddings, tsne_perplexity
-from avssl_core.eval.report import fmt
+from avssl_core.eval.report import build_report, fmt
 from avssl_core.stages.report import run_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -56,6 +56,23 @@ def _evaluation(method: str, preset: str, pictures: dict, overlays: list, offset
     return {
         "method": method, "preset": preset, "data": f"data/clips/index.csv [test] ({method})", "seconds": 123.4,
         "tasks": {
+            "frozen_video": {"dataset": "synthetic test videos", "protocol": "frozen video encoder, kNN and linear",
+                             "pretrained": {"knn_all": 0.75 + offset, "linear_all": 0.625},
+                             "scratch": {"knn_all": 0.375, "linear_all": 0.5625},
+                             "trivial": {"knn_all": 0.4375, "linear_all": 0.5},
+                             "intervals": {
+                                 "knn_all": {"pretrained": {"value": 0.75 + offset, "low": 0.5417, "high": 0.9167},
+                                             "scratch": {"value": 0.375, "low": 0.1667, "high": 0.5833},
+                                             "difference": {"value": 0.375 + offset, "low": 0.1250, "high": 0.6250},
+                                             "verdict": "win", "test_groups": 8, "test_items": 24,
+                                             "bootstrap": "95% percentile, 1000 replicates"},
+                                 "linear_all": {"pretrained": {"value": 0.625, "low": 0.4167, "high": 0.8333},
+                                                "scratch": {"value": 0.5625, "low": 0.3333, "high": 0.7917},
+                                                "difference": {"value": 0.0625, "low": -0.1667, "high": 0.2917},
+                                                "trivial": {"value": 0.5, "low": 0.25, "high": 0.75},
+                                                "verdict": "not separable", "test_groups": 8, "test_items": 24,
+                                                "bootstrap": "95% percentile, 1000 replicates"}},
+                             "skipped": 0},
             "pretext_easy": {"dataset": "data/clips/index.csv [test]", "protocol": "128 fixed pairs, half positive",
                              "pretrained": {"accuracy": 0.6173 + offset}, "scratch": {"accuracy": 0.4961 + offset},
                              "skipped": 0},
@@ -156,6 +173,26 @@ def test_report_shows_every_number_and_names_missing_methods(report_inputs):
     assert summary["missing_pictures"] == ["data/evaluate/avc/never_written.png"]
     assert "never_written.png" in page and "never_written.png" in md
     assert "acquire" not in summary["methods"]
+
+
+def test_report_calls_wins_only_from_the_paired_interval(report_inputs):
+    _, _, root = report_inputs
+    build_report(root / "metrics", root / "report")
+    md = (root / "report" / "leaderboard.md").read_text()
+    page = (root / "report" / "index.html").read_text()
+    section = md.split("## What pretraining buys")[1].split("\n## ")[0]
+    win = "| avts | Frozen video encoder: kNN and linear probes | knn_all | 0.750 [0.542, 0.917] | 0.375 [0.167, 0.583] " \
+          "| +0.375 [+0.125, +0.625] | win | – | 8 / 24 |"
+    assert win in section
+    assert "| avts | Frozen video encoder: kNN and linear probes | linear_all | 0.625 [0.417, 0.833] " \
+           "| 0.562 [0.333, 0.792] | +0.062 [-0.167, +0.292] | not separable | 0.500 [0.250, 0.750] | 8 / 24 |" \
+           in section
+    # Retrieval here carries no intervals: its difference is shown, and nothing is called from it.
+    assert "| avts | Video retrieval | R@1 | 0.284 | 0.120 | +0.164 | no interval | – | – |" in section
+    assert section.count("| win |") == 2 and "| loss |" not in section  # avts and avc knn_all only
+    # The task's own table shows each number with its interval.
+    assert "| avts | tiny | pretrained | 0.750 [0.542, 0.917] | 0.625 [0.417, 0.833] |" in md
+    assert '<tr class="win">' in page and "not separable" in page
 
 
 def test_report_refuses_a_malformed_evaluation_file(report_inputs):

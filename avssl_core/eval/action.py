@@ -163,8 +163,24 @@ def evaluate_classifier(model: nn.Module, test_set: WindowSet, *, batch_size: in
         targets.append(batch["target"].numpy())
     if not probs:
         raise ValueError("no test window could be decoded")
-    return video_accuracy(torch.cat(probs), np.concatenate(items), np.concatenate(targets),
-                          exclude=set(test_set.failed_items))
+    probs_t, items_a, targets_a = torch.cat(probs), np.concatenate(items), np.concatenate(targets)
+    exclude = set(test_set.failed_items)
+    # Per-video correctness too, so video@1 can carry an interval over source videos.
+    return {**video_accuracy(probs_t, items_a, targets_a, exclude=exclude),
+            "video_correct": video_correctness(probs_t, items_a, targets_a, exclude=exclude)}
+
+
+def video_correctness(clip_probs: torch.Tensor, items: np.ndarray, targets: np.ndarray,
+                      exclude: set[int] | None = None) -> dict[int, bool]:
+    """Whether each test video (item position) is classified right by its clips' mean softmax."""
+    exclude = exclude or set()
+    out = {}
+    for k in np.unique(items).tolist():
+        if k in exclude:
+            continue
+        rows = torch.from_numpy(items == k)
+        out[int(k)] = int(clip_probs[rows].mean(0).argmax()) == int(targets[items == k][0])
+    return out
 
 
 def video_accuracy(clip_probs: torch.Tensor, items: np.ndarray, targets: np.ndarray,
@@ -175,10 +191,6 @@ def video_accuracy(clip_probs: torch.Tensor, items: np.ndarray, targets: np.ndar
     keep = np.array([k not in exclude for k in items], dtype=bool)
     clip_probs, items, targets = clip_probs[torch.from_numpy(keep)], items[keep], targets[keep]
     clip_correct = clip_probs.argmax(1).numpy() == targets
-    videos = np.unique(items)
-    video_correct = []
-    for k in videos:
-        rows = items == k
-        video_correct.append(int(clip_probs[torch.from_numpy(rows)].mean(0).argmax()) == int(targets[rows][0]))
+    video_correct = list(video_correctness(clip_probs, items, targets).values())
     return {"clip@1": float(clip_correct.mean()), "video@1": float(np.mean(video_correct)),
-            "test_clips": int(len(items)), "test_videos": int(len(videos))}
+            "test_clips": int(len(items)), "test_videos": int(len(video_correct))}

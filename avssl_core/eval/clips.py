@@ -196,9 +196,13 @@ class WindowSet(Dataset):
 
     def __init__(self, reader: ClipReader, items: Sequence[LabelledMedia], windows: Sequence[Window],
                  preprocess: Callable[[dict], dict], class_index: dict[str, int], *, seed: int,
-                 cache: CacheBudget | None = None) -> None:
+                 cache: CacheBudget | None = None,
+                 extra: Callable[[dict], dict[str, torch.Tensor]] | None = None) -> None:
+        """``extra``: more tensors computed from each raw window while it is decoded anyway (e.g. the
+        input statistics of a trivial baseline), kept beside the preprocessed ones."""
         self.reader, self.items, self.windows = reader, list(items), list(windows)
         self.preprocess, self.class_index, self.seed = preprocess, class_index, seed
+        self.extra = extra
         self.budget = cache
         self._cache: dict[int, dict | FailedSample] = {}
         self.failed_items: dict[int, str] = {}  # item -> "path: reason"
@@ -217,11 +221,12 @@ class WindowSet(Dataset):
             self.failed_items[w.item] = str(exc)
             out: dict | FailedSample = FailedSample(index=i, path=exc.path, reason=exc.reason)
         else:
+            extra = self.extra(raw) if self.extra is not None else {}
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(augmentation_seed(self.seed, w.epoch, i))
                 pre = self.preprocess(raw)
             out = {"video": pre["video"], "audio": pre["audio"], "target": self.class_index[item.label],
-                   "item": w.item, "window": i}
+                   "item": w.item, "window": i, **extra}
         size = sum(v.numel() * v.element_size() for v in out.values() if torch.is_tensor(v)) \
             if isinstance(out, dict) else 0
         if self.budget is not None and self.budget.take(size):

@@ -12,6 +12,11 @@ task (protocols are long, so tables refer to them by number and list them below)
 dict of numbers (e.g. localisation's ``centre_prior``) is a baseline and gets a row of its own; a key
 holding a dict with its own ``pretrained`` (localisation's ``single_source`` / ``multi_source``) is a
 sub-result with its own table.
+
+Pretrained against scratch: a task entry's ``intervals`` ({metric: record of avssl_core/eval/intervals.py's
+``compare``}) carry 95% bootstrap intervals over test source videos; the report prints them beside the
+numbers and calls a win or a loss only from the interval of the paired difference. A task without
+intervals is listed as "no interval": its difference is printed, but no win or loss is called.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from avssl_core.io_utils import write_text_atomic
 # The agreed method names (methods not yet in the registry are still expected, and named as missing).
 EXPECTED_METHODS = ("avts", "avc", "coattention", "cmac")
 # The agreed task names, in the order the report shows them; unknown tasks follow, sorted.
-TASK_ORDER = ("pretext_easy", "pretext_easy75_hard25", "pretext_shifted", "pretext_instance", "action_recognition",
-              "audio_probe", "retrieval_video", "retrieval_cross", "localization")
+TASK_ORDER = ("frozen_video", "frozen_audio", "pretext_easy", "pretext_easy75_hard25", "pretext_shifted",
+              "pretext_instance", "action_recognition", "audio_probe", "retrieval_video", "retrieval_cross",
+              "localization")
 TASK_TITLES = {
+    "frozen_video": "Frozen video encoder: kNN and linear probes",
+    "frozen_audio": "Frozen audio encoder: kNN and linear probes",
     "pretext_easy": "Pretext accuracy, easy negatives",
     "pretext_easy75_hard25": "Pretext accuracy, 75% easy / 25% hard negatives",
     "pretext_shifted": "Pretext accuracy, shifted-audio negatives",
@@ -45,7 +53,8 @@ TASK_TITLES = {
     "localization": "Sound-source localisation",
 }
 WEIGHTS = ("pretrained", "scratch")
-_ENTRY_KEYS = {"dataset", "protocol", "skipped", "overlays", "samples"}
+_ENTRY_KEYS = {"dataset", "protocol", "skipped", "overlays", "samples", "intervals"}
+NO_INTERVAL = "no interval"
 
 
 def fmt(value: Any) -> str:
@@ -61,6 +70,14 @@ def fmt(value: Any) -> str:
             return str(value)
         return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
     return str(value)
+
+
+def fmt_interval(record: dict | None, signed: bool = False) -> str:
+    """``value [low, high]`` of an interval record ({"value", "low", "high"})."""
+    if not record:
+        return "–"
+    show = (lambda v: f"{v:+.3f}") if signed else fmt  # noqa: E731
+    return f"{show(record['value'])} [{show(record['low'])}, {show(record['high'])}]"
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -142,6 +159,7 @@ class Row:
     protocol: int  # number in the protocol list
     skipped: Any = None
     samples: Any = None
+    intervals: dict[str, dict] = field(default_factory=dict)  # metric -> {"value", "low", "high"}
 
 
 @dataclass
@@ -184,13 +202,56 @@ def build_tables(evaluations: dict[str, dict[str, Any]]) -> tuple[list[Table], l
                     for metric in values:
                         if metric not in table.metrics:
                             table.metrics.append(metric)
+                    intervals = {m: rec[system] for m, rec in (group.get("intervals") or {}).items()
+                                 if isinstance(rec, dict) and system in rec}
                     table.rows.append(Row(method, str(ev.get("preset", "")), system, values, dataset, number,
-                                          group.get("skipped", entry.get("skipped")), group.get("samples")))
+                                          group.get("skipped", entry.get("skipped")), group.get("samples"),
+                                          intervals))
     return list(tables.values()), protocols
 
 
 def _method_order(method: str) -> tuple[int, str]:
     return (EXPECTED_METHODS.index(method) if method in EXPECTED_METHODS else len(EXPECTED_METHODS), method)
+
+
+COMPARISON_HEADER = ["method", "task", "metric", "pretrained [95% CI]", "scratch [95% CI]",
+                     "pretrained - scratch [95% CI, paired]", "verdict", "trivial baseline [95% CI]",
+                     "test videos / items"]
+
+
+def comparison_rows(evaluations: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Pretrained against scratch, one row per metric with intervals, and one row per task without them
+    (its first metric), whose verdict is "no interval": a difference without an interval calls nothing. The
+trivial baseline (probes on raw input statistics) is shown where the task has one."""
+    rows = []
+    tasks = {t for e in evaluations.values() for t in e["tasks"]}
+    ordered = [t for t in TASK_ORDER if t in tasks] + sorted(tasks - set(TASK_ORDER))
+    for task in ordered:
+        for method in sorted(evaluations, key=_method_order):
+            entry = evaluations[method]["tasks"].get(task)
+            if not entry or not _is_numbers(entry.get("pretrained")):
+                continue
+            title = TASK_TITLES.get(task, task)
+            intervals = entry.get("intervals") or {}
+            for metric, rec in intervals.items():
+                groups = f"{fmt(rec.get('test_groups'))} / {fmt(rec.get('test_items'))}"
+                rows.append([method, title, metric, fmt_interval(rec.get("pretrained")),
+                             fmt_interval(rec.get("scratch")), fmt_interval(rec.get("difference"), signed=True),
+                             rec.get("verdict", "no scratch run"), fmt_interval(rec.get("trivial")), groups])
+            if intervals or not _is_numbers(entry.get("scratch")):
+                continue
+            metric = next(iter(entry["pretrained"]))
+            p, sc = entry["pretrained"].get(metric), entry["scratch"].get(metric)
+            diff = f"{p - sc:+.3f}" if isinstance(p, (int, float)) and isinstance(sc, (int, float)) else "–"
+            rows.append([method, title, metric, fmt(p), fmt(sc), diff, NO_INTERVAL, "–", "–"])
+    return rows
+
+
+_COMPARISON_TEXT = ("Pretrained against scratch. Intervals: 95% percentile bootstrap over test source videos "
+                    "(all clips of a video resampled together); the difference's interval is paired (both models "
+                    "on the same resampled videos). A win or a loss is called only when that interval excludes "
+                    "zero; otherwise \"not separable\". Tasks whose per-item results are not kept say \"no "
+                    "interval\": their difference calls nothing.")
 
 
 PRETEXT_PROTOCOLS = ("easy", "easy75_hard25", "shifted")
@@ -295,7 +356,8 @@ def loss_curve_picture(loss_csv: Path, out_png: Path, title: str) -> Path | None
 
 def _table_cells(table: Table) -> tuple[list[str], list[list[str]]]:
     header = ["method", "preset", "weights"] + table.metrics + ["samples", "skipped", "data", "protocol"]
-    rows = [[r.method, r.preset, r.system] + [fmt(r.values.get(m)) for m in table.metrics]
+    rows = [[r.method, r.preset, r.system] + [fmt_interval(r.intervals[m]) if m in r.intervals
+                                              else fmt(r.values.get(m)) for m in table.metrics]
             + [fmt(r.samples), fmt(r.skipped), r.data, f"[{r.protocol}]"] for r in table.rows]
     return header, rows
 
@@ -328,6 +390,9 @@ def write_markdown(path: Path, inputs: Inputs, tables: list[Table], protocols, p
     parts += ["## Methods", "", _md_table(METHODS_HEADER, _methods_rows(inputs)) if inputs.evaluations
               else "No evaluation file yet.", ""]
     parts += [_missing_text(inputs.missing), ""]
+    comparison = comparison_rows(inputs.evaluations)
+    if comparison:
+        parts += ["## What pretraining buys", "", _COMPARISON_TEXT, "", _md_table(COMPARISON_HEADER, comparison), ""]
     if pretrain[1]:
         parts += ["## Pretraining", "", "Pretext accuracy on fixed, seeded held-out pairs (chance per method: pair classifiers 0.5, "
                   "contrastive methods 1 / candidates in a batch).", "",
@@ -360,6 +425,8 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertic
 th { background: #f0f0f0; }
 tr.scratch td { color: #666; }
 tr.baseline td { color: #666; font-style: italic; }
+tr.win td { background: #e6f4e6; }
+tr.loss td { background: #f8e4e4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .missing { color: #a00; }
 .gallery { display: flex; flex-wrap: wrap; gap: 1em; }
@@ -393,6 +460,11 @@ def write_html(path: Path, inputs: Inputs, tables: list[Table], protocols, pretr
             "<h2>Methods</h2>",
             _html_table(METHODS_HEADER, _methods_rows(inputs)) if inputs.evaluations else "<p>No evaluation file yet.</p>",
             f'<p class="{"missing" if inputs.missing else ""}">{e(_missing_text(inputs.missing))}</p>']
+    comparison = comparison_rows(inputs.evaluations)
+    if comparison:
+        verdicts = [{"win": "win", "loss": "loss"}.get(row[6], "") for row in comparison]
+        body += ['<h2 id="comparison">What pretraining buys</h2>', f"<p>{e(_COMPARISON_TEXT)}</p>",
+                 _html_table(COMPARISON_HEADER, comparison, verdicts, numeric={3, 4, 5})]
     if pretrain[1]:
         header, rows = pretrain
         body += ["<h2>Pretraining</h2>", "<p>Pretext accuracy on fixed, seeded held-out pairs (chance per method: pair classifiers 0.5, "

@@ -57,6 +57,14 @@ def class_retrieval(queries: torch.Tensor, query_labels: Sequence, gallery: torc
     """Class-level retrieval; ``exclude_self``: queries and gallery are the same set, and an item never
     retrieves itself, nor (given ``groups``) another item of its own group (another window of the same
     clip would be a near-copy, not a retrieval)."""
+    ranks = class_ranks(queries, query_labels, gallery, gallery_labels, metric=metric, exclude_self=exclude_self,
+                        groups=groups)
+    return recall_and_median_rank(ranks, ks, prefix)
+
+
+def class_ranks(queries: torch.Tensor, query_labels: Sequence, gallery: torch.Tensor, gallery_labels: Sequence,
+                *, metric: str = "cosine", exclude_self: bool = False, groups: Sequence | None = None) -> np.ndarray:
+    """Each query's rank of its first same-class gallery item (see class_retrieval)."""
     q = np.asarray(query_labels)
     g = np.asarray(gallery_labels)
     distances = pairwise_distances(queries, gallery, metric)
@@ -71,7 +79,7 @@ def class_retrieval(queries: torch.Tensor, query_labels: Sequence, gallery: torc
         same_t = torch.from_numpy(same)
         distances[same_t] = float("inf")
         correct[same_t] = False
-    return recall_and_median_rank(first_hit_ranks(distances, correct), ks, prefix)
+    return first_hit_ranks(distances, correct)
 
 
 def pair_retrieval(queries: torch.Tensor, gallery: torch.Tensor, *, ks: Sequence[int] = (1, 5, 10),

@@ -46,7 +46,8 @@ def pretext_reading(cfg: Config, model_path: str | Path, dotted: str) -> Reading
 
 # The evaluate stage's task for each metric family (metric names: tasks.<task>.<arm>.<metric>).
 _TASK_OF = {"action_recognition": "action_recognition", "audio_probe": "audio_probe", "retrieval_video": "retrieval",
-            "retrieval_cross": "retrieval", "localization": "localization"}
+            "retrieval_cross": "retrieval", "localization": "localization", "frozen_video": "frozen",
+            "frozen_audio": "frozen"}
 
 
 def narrowed_evaluation(ec, dotted: str):

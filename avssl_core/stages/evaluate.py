@@ -42,6 +42,16 @@ from avssl_core.eval.clips import (
     random_windows,
 )
 from avssl_core.eval.export import export_esc50_layout, export_ucf101_layout
+from avssl_core.eval.frozen_probe import (
+    STATS_KEYS,
+    TRIVIAL,
+    FrozenProbeSettings,
+    InputStatistics,
+    probe,
+    standardised,
+)
+from avssl_core.eval.frozen_probe import protocol as frozen_protocol
+from avssl_core.eval.intervals import bootstrap, compare
 from avssl_core.eval.layouts import (
     LabelledDataset,
     LabelledMedia,
@@ -51,7 +61,7 @@ from avssl_core.eval.layouts import (
     read_ucf101,
 )
 from avssl_core.eval.pretext import evaluate_pretext
-from avssl_core.eval.retrieval import DISTANCES, class_retrieval, cross_modal_retrieval
+from avssl_core.eval.retrieval import DISTANCES, class_ranks, cross_modal_retrieval, recall_and_median_rank
 from avssl_core.io_utils import write_json_atomic
 from avssl_core.methods.base import PretrainMethod
 from avssl_core.methods.registry import METHODS, build_method
@@ -62,7 +72,7 @@ from avssl_core.stages.pretrain import PROTOCOLS, VAL_SEED_OFFSET, fixed_mix
 
 log = logging.getLogger(__name__)
 
-TASKS = ("pretext", "action_recognition", "audio_probe", "retrieval", "localization", "tsne")
+TASKS = ("pretext", "frozen", "action_recognition", "audio_probe", "retrieval", "localization", "tsne")
 _MIX_WORDS = {"easy": "negatives: audio from another video",
               "easy75_hard25": "negatives: 75% audio from another video, 25% same video >= 0.5 s away (AVTS)",
               "shifted": "negatives: same video, audio shifted 2.0-5.8 s (co-attention)"}
@@ -132,11 +142,21 @@ def _check(ec: EvaluateConfig) -> None:
                        ("action.clips_per_video", ec.action.clips_per_video),
                        ("action.batch_size", ec.action.batch_size), ("audio.clips_per_file", ec.audio.clips_per_file),
                        ("retrieval.clips_per_video", ec.retrieval.clips_per_video), ("pretext.pairs", ec.pretext.pairs),
-                       ("batch_size", ec.batch_size)):
+                       ("batch_size", ec.batch_size), ("bootstrap", ec.bootstrap),
+                       ("frozen.clips_per_video", ec.frozen.clips_per_video), ("frozen.knn_k", ec.frozen.knn_k),
+                       ("frozen.cv_folds", ec.frozen.cv_folds)):
         if value < 1:
             problems.append(f"evaluate.{key} must be >= 1, got {value}")
     if not ec.audio.c_grid or min(ec.audio.c_grid) <= 0:
         problems.append("evaluate.audio.c_grid must list positive values")
+    fc = ec.frozen
+    if not fc.c_grid or min(fc.c_grid) <= 0 or fc.fixed_c <= 0:
+        problems.append("evaluate.frozen.c_grid must list positive values and fixed_c be positive")
+    if fc.knn_temperature <= 0:
+        problems.append(f"evaluate.frozen.knn_temperature must be > 0, got {fc.knn_temperature}")
+    if not fc.labelled_per_class or any(k is not None and k < 1 for k in fc.labelled_per_class):
+        problems.append(f"evaluate.frozen.labelled_per_class must list values >= 1 or null, got "
+                        f"{fc.labelled_per_class}")
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -159,10 +179,60 @@ class _Suite:
         self.preprocess = {flag: method.preprocess(train=flag) for flag in (True, False)}
         self.details: dict[str, Any] = {}
         self.features: dict[str, tuple[np.ndarray, list[str]]] = {}  # for the t-SNE pictures
+        self._readers: dict[tuple[bool, bool], ClipReader] = {}
+        self._sets: dict[tuple, tuple[WindowSet, dict[int, str]]] = {}
+        self._clip_features: dict[tuple, tuple[torch.Tensor, np.ndarray]] = {}
 
     def windows(self, items, windows, reader, train: bool, classes) -> WindowSet:
         return WindowSet(reader, items, windows, self.preprocess[train], {c: i for i, c in enumerate(classes)},
                          seed=self.ec.seed, cache=self.budget)
+
+    def reader(self, video: bool, audio: bool) -> ClipReader:
+        if (video, audio) not in self._readers:
+            self._readers[video, audio] = ClipReader(self.method.pair_spec(), need_video=video, need_audio=audio)
+        return self._readers[video, audio]
+
+    def centred_set(self, name: str, items, n: int, classes, *, video: bool = True, audio: bool = False
+                    ) -> tuple[WindowSet, dict[int, str]]:
+        """``n`` uniformly spaced test-time windows of each of ``items`` (named ``name``, e.g. split1/test),
+        built once and shared by every task that asks for the same windows (frozen probes, retrieval,
+        the fine-tuned classifier's test), so each window is decoded once; with the files that would not
+        open."""
+        key = (name, n, video, audio)
+        if key not in self._sets:
+            reader = self.reader(video, audio)
+            skip: dict[int, str] = {}
+            # The trivial baseline's input statistics come along at decode time (cheap beside decoding).
+            stats = InputStatistics(reader.spec.audio_sample_rate or 16000)
+            windows = WindowSet(reader, items, centred_windows(reader, items, n, skip), self.preprocess[False],
+                                {c: i for i, c in enumerate(classes)}, seed=self.ec.seed, cache=self.budget,
+                                extra=stats)
+            self._sets[key] = (windows, skip)
+        return self._sets[key]
+
+    def clip_features(self, kind: str, modality: str, windows: WindowSet) -> tuple[torch.Tensor, np.ndarray]:
+        """A model's frozen ``modality`` backbone features averaged over each file's windows: ([F, D], file
+        positions); files with an undecodable window left out. Computed once per model and window set."""
+        key = (kind, modality, id(windows))
+        if key not in self._clip_features:
+            if kind == TRIVIAL:  # no network: the window's input statistics (centred_set keeps them)
+                encode = lambda b: b[STATS_KEYS[modality]]  # noqa: E731
+            else:
+                model = self.models[kind]
+                net = (model.video_backbone() if modality == "video" else model.audio_backbone()).eval()
+                encode = lambda b: net(b[modality])  # noqa: E731
+            feats, rows = extract_features(encode, windows, batch_size=self.ec.batch_size, device=self.device)
+            self._clip_features[key] = average_by_item(feats, rows, set(windows.failed_items))
+        return self._clip_features[key]
+
+    def paired(self, correct: dict[str, np.ndarray], groups) -> dict:
+        """Intervals over test source videos for one metric's per-item scores of each model: with scratch,
+        the paired comparison and its verdict; without, the pretrained interval alone."""
+        if "scratch" in correct:
+            return compare(correct["pretrained"], correct["scratch"], groups, replicates=self.ec.bootstrap,
+                           seed=self.ec.seed)
+        return {"pretrained": bootstrap(correct["pretrained"], groups, replicates=self.ec.bootstrap,
+                                        seed=self.ec.seed).as_dict()}
 
     # -- pretext ---------------------------------------------------------------------------------------
     def pretext(self) -> dict[str, dict]:
@@ -231,26 +301,23 @@ class _Suite:
         settings = FineTuneSettings(modality=ac.modality, epochs=ac.epochs, batch_size=ac.batch_size,
                                     optimizer=ac.optimizer, lr=ac.lr, momentum=ac.momentum,
                                     weight_decay=ac.weight_decay, head_dim=ac.head_dim, seed=self.ec.seed)
-        reader = ClipReader(self.method.pair_spec(), need_video=True, need_audio=audio_visual)
+        reader = self.reader(True, audio_visual)
         per_split: dict[str, dict] = {}
         skipped: dict[str, str] = {}
         for split in data.splits:
             train_skip: dict[int, str] = {}
-            test_skip: dict[int, str] = {}
             train_items = split.train
             if ac.labelled_groups_per_class is not None:
                 train_items = labelled_subset(split.train, ac.labelled_groups_per_class, self.ec.seed)
             train_set = self.windows(train_items, random_windows(reader, train_items, ac.clips_per_video, ac.epochs,
                                                                  self.ec.seed, train_skip), reader, True, data.classes)
-            test_set = self.windows(split.test, centred_windows(reader, split.test, ac.test_clips, test_skip),
-                                    reader, False, data.classes)
+            test_set, test_skip = self.centred_set(f"{split.name}/test", split.test, ac.test_clips, data.classes,
+                                                   audio=audio_visual)
             per_split[split.name] = {kind: fine_tune(model, train_set, test_set, len(data.classes), settings,
                                                      device=self.device) for kind, model in self.models.items()}
             for items, skips in ((train_items, train_skip), (split.test, test_skip),
                                  (train_items, train_set.failed_items), (split.test, test_set.failed_items)):
                 skipped.update({str(items[k].path): why for k, why in skips.items()})
-            if split is data.splits[0]:
-                self._split1 = (split, reader, test_set, test_skip)
         self.details["action_recognition"] = {"per_split": per_split, "skipped_files": skipped}
         vision_only = " (vision_only)" if self.method.hparams.get("vision_only") else ""
         labels = "" if ac.labelled_groups_per_class is None else (
@@ -266,32 +333,33 @@ class _Suite:
                  "skipped": len(skipped)}
         for kind in self.models:
             entry[kind] = {m: float(np.mean([r[kind][m] for r in per_split.values()])) for m in ("clip@1", "video@1")}
+        if len(per_split) == 1:  # with several splits video@1 is their mean: no per-video interval for that
+            (results,) = per_split.values()
+            videos = sorted(results["pretrained"]["video_correct"])
+            entry["intervals"] = {"video@1": self.paired(
+                {kind: np.array([float(r["video_correct"][k]) for k in videos]) for kind, r in results.items()},
+                [split.test[k].group for k in videos])}
+        for split in data.splits:  # details.json: each test video's correctness under its file name
+            for r in per_split[split.name].values():
+                r["video_correct"] = {str(split.test[k].path): v for k, v in r["video_correct"].items()}
         return entry
 
     # -- retrieval ----------------------------------------------------------------------------------------
     def retrieval_video(self, data: LabelledDataset, described: str) -> dict:
-        rc, ac = self.ec.retrieval, self.ec.action
+        rc = self.ec.retrieval
         split = data.splits[0]
-        if hasattr(self, "_split1") and ac.test_clips == rc.clips_per_video:
-            _, reader, query_set, query_skip = self._split1  # the action task's test windows, already decoded
-        else:
-            reader = ClipReader(self.method.pair_spec(), need_video=True, need_audio=False)
-            query_skip = {}
-            query_set = self.windows(split.test, centred_windows(reader, split.test, rc.clips_per_video, query_skip),
-                                     reader, False, data.classes)
-        gallery_skip: dict[int, str] = {}
-        gallery_set = self.windows(split.train, centred_windows(reader, split.train, rc.clips_per_video, gallery_skip),
-                                   reader, False, data.classes)
+        query_set, query_skip = self.centred_set(f"{split.name}/test", split.test, rc.clips_per_video, data.classes)
+        gallery_set, gallery_skip = self.centred_set(f"{split.name}/train", split.train, rc.clips_per_video,
+                                                     data.classes)
         result: dict[str, Any] = {}
-        for kind, model in self.models.items():
-            backbone = model.video_backbone().eval()
-            encode = lambda b, net=backbone: net(b["video"])  # noqa: E731
-            q, q_items = average_by_item(*extract_features(encode, query_set, batch_size=self.ec.batch_size,
-                                                           device=self.device), set(query_set.failed_items))
-            g, g_items = average_by_item(*extract_features(encode, gallery_set, batch_size=self.ec.batch_size,
-                                                           device=self.device), set(gallery_set.failed_items))
-            result[kind] = class_retrieval(q, [split.test[k].label for k in q_items], g,
-                                           [split.train[k].label for k in g_items], ks=rc.ks, metric="cosine")
+        hits: dict[str, np.ndarray] = {}
+        for kind in self.models:
+            q, q_items = self.clip_features(kind, "video", query_set)
+            g, g_items = self.clip_features(kind, "video", gallery_set)
+            ranks = class_ranks(q, [split.test[k].label for k in q_items], g, [split.train[k].label for k in g_items],
+                                metric="cosine")
+            result[kind] = recall_and_median_rank(ranks, rc.ks)
+            hits[kind] = (ranks <= 1).astype(float)
             if kind == "pretrained":
                 labels = [split.test[k].label for k in q_items] + [split.train[k].label for k in g_items]
                 self.features["video"] = (torch.cat([q, g]).numpy(), labels)
@@ -300,8 +368,60 @@ class _Suite:
         return {"dataset": f"{described}; {split.name} only",
                 "protocol": f"frozen video backbone, {rc.clips_per_video} uniformly spaced clips/video averaged; "
                             f"{len(split.test)} test videos query {len(split.train)} training videos by cosine distance; "
-                            f"hit = same class; R@{rc.ks} and median rank of the first hit",
-                **result, "skipped": len(skipped)}
+                            f"hit = same class; R@{rc.ks} and median rank of the first hit; R@1 interval: 95% "
+                            f"bootstrap over test source videos",
+                **result, "intervals": {"R@1": self.paired(hits, [split.test[k].group for k in q_items])},
+                "skipped": len(skipped)}
+
+    # -- frozen-feature probes (avssl_core/eval/frozen_probe.py) ---------------------------------------------
+    def frozen(self, data: LabelledDataset, described: str) -> dict[str, dict]:
+        fc, ec = self.ec.frozen, self.ec
+        settings = FrozenProbeSettings(clips_per_video=fc.clips_per_video,
+                                       labelled_per_class=tuple(fc.labelled_per_class), knn_k=fc.knn_k,
+                                       knn_temperature=fc.knn_temperature, c_grid=tuple(fc.c_grid),
+                                       cv_folds=fc.cv_folds, fixed_c=fc.fixed_c, seed=ec.seed)
+        split = data.splits[0]
+        # The labelled videos of each label budget: whole source videos, the draw of eval/action.py.
+        budgets = {k: {m.path for m in (split.train if k is None else labelled_subset(split.train, k, ec.seed))}
+                   for k in fc.labelled_per_class}
+        tasks = {}
+        for modality in ("video", "audio"):
+            video, audio = modality == "video", modality == "audio"
+            train_set, train_skip = self.centred_set(f"{split.name}/train", split.train, fc.clips_per_video,
+                                                     data.classes, video=video, audio=audio)
+            test_set, test_skip = self.centred_set(f"{split.name}/test", split.test, fc.clips_per_video, data.classes,
+                                                   video=video, audio=audio)
+            correct: dict[str, dict[str, np.ndarray]] = {}
+            details: dict[str, dict] = {}
+            for kind in (*self.models, TRIVIAL):
+                tx, t_rows = self.clip_features(kind, modality, train_set)
+                qx, q_rows = self.clip_features(kind, modality, test_set)
+                tx, qx = tx.numpy(), qx.numpy()
+                if kind == TRIVIAL:
+                    tx, qx = standardised(tx, qx)
+                train_items = [split.train[k] for k in t_rows]
+                masks = {k: np.array([m.path in paths for m in train_items], dtype=bool) for k, paths in budgets.items()}
+                scores, details[kind] = probe(tx, [m.label for m in train_items], [m.group for m in train_items],
+                                              qx, [split.test[k].label for k in q_rows], masks, settings)
+                for metric, values in scores.items():
+                    correct.setdefault(metric, {})[kind] = values
+            groups = [split.test[k].group for k in q_rows]
+            skipped = {str(split.test[k].path) for k in {**test_skip, **test_set.failed_items}} | \
+                      {str(split.train[k].path) for k in {**train_skip, **train_set.failed_items}}
+            self.details[f"frozen_{modality}"] = {"probes": details, "skipped_files": sorted(skipped)}
+            tasks[f"frozen_{modality}"] = {
+                "dataset": f"{described}; {split.name} only ({len(q_rows)} test clips of "
+                           f"{len(set(groups))} source videos)",
+                "protocol": frozen_protocol(settings, modality) + f"; intervals: 95% bootstrap over test source "
+                            f"videos ({ec.bootstrap} replicates), win/loss only when the paired difference's "
+                            f"interval excludes zero",
+                **{kind: {metric: float(by_kind[kind].mean()) for metric, by_kind in correct.items()}
+                   for kind in (*self.models, TRIVIAL)},
+                "intervals": {metric: {**self.paired(by_kind, groups), TRIVIAL: bootstrap(
+                    by_kind[TRIVIAL], groups, replicates=ec.bootstrap, seed=ec.seed).as_dict()}
+                    for metric, by_kind in correct.items()},
+                "skipped": len(skipped)}
+        return tasks
 
     def retrieval_cross(self) -> dict:
         rc, ec = self.ec.retrieval, self.ec
@@ -426,6 +546,12 @@ def _summary_line(task: str, entry: dict) -> str:
         if kind in entry:
             shown = {k: v for k, v in entry[kind].items() if "R@" not in k or k.endswith("R@1")}
             parts.append(f"{kind} " + " ".join(f"{k}={v:.3f}" for k, v in shown.items()))
+    if "trivial" in entry:
+        parts.append("trivial " + " ".join(f"{k}={v:.3f}" for k, v in entry["trivial"].items()))
+    verdicts = {m: r["verdict"] for m, r in (entry.get("intervals") or {}).items() if "verdict" in r}
+    if verdicts:
+        parts.append("pretrained vs scratch (95% paired interval): " +
+                     ", ".join(f"{m} {v}" for m, v in verdicts.items()))
     if entry.get("skipped"):
         parts.append(f"skipped {entry['skipped']} undecodable file(s)")
     return " | ".join(parts)
@@ -457,8 +583,10 @@ def run_evaluate(cfg: Config, method_name: str | None = None) -> dict[str, Any]:
         suite = _Suite(cfg, method, Path(tmp), out_dir)
         if "pretext" in ec.tasks:
             tasks.update(timed("pretext", suite.pretext))
-        if {"action_recognition", "retrieval"} & set(ec.tasks):
+        if {"frozen", "action_recognition", "retrieval"} & set(ec.tasks):
             data, described = suite.action_dataset()
+            if "frozen" in ec.tasks:
+                tasks.update(timed("frozen", suite.frozen, data, described))
             if "action_recognition" in ec.tasks:
                 tasks["action_recognition"] = timed("action_recognition", suite.action_recognition, data, described)
             if "retrieval" in ec.tasks:
