@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 TINY = {
     "synth": {"num_videos": 4, "duration_s": 5.0, "width": 64, "height": 64, "workers": 1},

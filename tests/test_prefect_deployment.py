@@ -15,7 +15,7 @@ import requests
 from flow_project import fresh_project
 from prefect_server import PREFECT, local_prefect_server
 
-pytestmark = pytest.mark.slow  # server start, deploy and one tiny data run: about 1-3 minutes here
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # server start, deploy and one tiny data run: about 1-3 minutes here
 POOL = "avssl-process"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 

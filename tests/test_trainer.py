@@ -30,11 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
-# Subprocess runs use one thread; so must in-process runs whose weights are compared with them (a
-# different thread count can change the order of floating-point sums).
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "tests")}
 
