@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,17 +15,32 @@ SHARED_DIR = Path(os.environ.get("AVSSL_SHARED_DIR", REPO_ROOT.parent / "shared"
 BIGBUCKBUNNY = SHARED_DIR / "media" / "bigbuckbunny.mp4"
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for the test: two CPU cores are shared by several test runs, and model tests
-    with a thread each keep them from thrashing. Test modules opt in with
-    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+@pytest.fixture(autouse=True)
+def restore_process_state():
+    """Every test starts from the same process state and leaves it so, whatever ran before it (the suite
+    runs in random order, pytest-randomly): one torch thread (two CPU cores are shared by several test runs,
+    and model tests with a thread each keep them from thrashing; in-process weights compared with those of
+    subprocesses run with OMP_NUM_THREADS=1 need it too), and afterwards the environment variables, the
+    working directory and the root logger (the CLI's logging.basicConfig adds a handler) as they were."""
     import torch
 
     threads = torch.get_num_threads()
+    environ = dict(os.environ)
+    cwd = os.getcwd()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+    if dict(os.environ) != environ:
+        os.environ.clear()
+        os.environ.update(environ)
+    os.chdir(cwd)
+    for handler in root.handlers:
+        # pytest's own capture handlers come and go with each test phase; they are not the test's.
+        if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -69,17 +85,10 @@ def tiny_clips(tmp_path_factory) -> Path:
         "synth.num_videos=8", "synth.duration_s=6.0", "synth.width=64", "synth.height=64",
         "synth.workers=1", "acquire.workers=1", "validate.workers=1", "segment.workers=1",
         "segment.clip_seconds=3.0", "segment.short_side=64",
+        # One video per class puts every video in train (the early split check asks to say so).
+        "pretrain.val_split=train", "evaluate.split=train",
     ])
     run_acquire(cfg)
     run_validate(cfg)
     run_segment(cfg)
     return root / "clips" / "index.csv"
-
-
-# Flow runs in this process leave Prefect's service threads running, and a process with threads must not
-# fork (test_pretext forks DataLoader workers on purpose): the Prefect test files run last.
-_RUN_LAST = ("test_flows.py", "test_prefect_deployment.py")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    items.sort(key=lambda item: item.path.name in _RUN_LAST)  # stable: the rest keep their order

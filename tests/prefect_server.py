@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import requests
 
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -63,15 +64,47 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` (or a child of it) listens on ``port``: the proof that a healthy answer on
+    the port comes from our server, not from another one that took the port first."""
+    try:
+        parent = psutil.Process(pid)
+        processes = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    for process in processes:
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                   for c in process.net_connections(kind="tcp")):
+                return True
+        except psutil.NoSuchProcess:
+            continue
+    return False
+
+
 _SERVER: LocalPrefectServer | None = None
+_PORT_ATTEMPTS = 5
 
 
 def local_prefect_server(timeout_s: float = 120.0) -> LocalPrefectServer:
+    """The shared server, started on first use. A free port is only free until someone binds it (other
+    test runs on the machine start servers too): a server that could not bind its port is started again
+    on another one."""
     global _SERVER
     if _SERVER is not None and _SERVER.process.poll() is None:
         return _SERVER
+    for _ in range(_PORT_ATTEMPTS):
+        server = _start_server(_free_port(), timeout_s)
+        if server is not None:
+            atexit.register(server.stop)
+            _SERVER = server
+            return server
+    raise RuntimeError(f"prefect server: the port was taken by another process {_PORT_ATTEMPTS} times in a row")
+
+
+def _start_server(port: int, timeout_s: float) -> LocalPrefectServer | None:
+    """A healthy server listening on ``port``, or None when another process holds the port."""
     home = Path(tempfile.mkdtemp(prefix="avssl-prefect-home-"))
-    port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     # Log streaming on (off by default): `prefect deployment run --watch` then prints the run's logs.
     env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
@@ -86,19 +119,18 @@ def local_prefect_server(timeout_s: float = 120.0) -> LocalPrefectServer:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            text = log.read_text()
             server.stop()
-            raise RuntimeError(f"prefect server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            if "already in use" in text.lower():  # prefect's own check, or uvicorn's bind error
+                return None
+            raise RuntimeError(f"prefect server exited ({process.returncode}):\n{text[-3000:]}")
         try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
+            if requests.get(f"{url}/health", timeout=2).ok and _listens_on(process.pid, port):
+                server.started_s = time.perf_counter() - started
+                return server
         except requests.RequestException:
             pass
         time.sleep(0.5)
-    else:
-        text = log.read_text()[-3000:]
-        server.stop()
-        raise RuntimeError(f"prefect server not healthy after {timeout_s} s:\n{text}")
-    server.started_s = time.perf_counter() - started
-    atexit.register(server.stop)
-    _SERVER = server
-    return server
+    text = log.read_text()[-3000:]
+    server.stop()
+    raise RuntimeError(f"prefect server not healthy after {timeout_s} s:\n{text}")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 
 from avssl_core.ablate import studies as studies_module
 from avssl_core.ablate.objective import WORKER_ATTR, evaluate_stage_available, parse_objective
@@ -162,7 +161,6 @@ def _test_study(monkeypatch, key: str, grid: dict) -> StudyDefinition:
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tiny_clips, tmp_path, monkeypatch):
-    torch.set_num_threads(1)
     # video_fps -1 makes the method refuse to build: a real exception inside the objective
     _test_study(monkeypatch, "fails_once", {"video_fps": (8.0, -1.0)})
     summary = run_ablate(_cfg(tiny_clips, tmp_path), "fails_once")
@@ -182,7 +180,6 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tiny_clips, tmp_path,
 
 
 def test_pruning_through_the_trainer_callback_records_pruned(tiny_clips, tmp_path, monkeypatch):
-    torch.set_num_threads(1)
     _test_study(monkeypatch, "pruned", {"lr": (0.01, 0.02)})
     # no accuracy reaches 1.01: every trial is pruned at its first report (after epoch 0)
     summary = run_ablate(_cfg(tiny_clips, tmp_path, "ablate.pruner=threshold", "ablate.prune_below=1.01",
@@ -221,6 +218,7 @@ def test_a_dead_workers_trial_is_failed_and_retried(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_sigkill_mid_study_then_rerun_completes_the_study(tiny_clips, tmp_path):
     """`avssl ablate` killed with SIGKILL while a trial runs, then run again: the killed trial is failed (not
     left RUNNING) and retried, and the study ends with its requested number of trials."""
@@ -268,11 +266,11 @@ def test_sigkill_mid_study_then_rerun_completes_the_study(tiny_clips, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_a_downstream_objective_evaluates_the_trials_own_model(tiny_clips, tmp_path, monkeypatch):
     """A `<task>.<metric>` objective runs the evaluate stage on the trial's model, inside its folder."""
     if not evaluate_stage_available():
         pytest.skip("the evaluate stage (avssl_core/stages/evaluate.py) is not in this checkout")
-    torch.set_num_threads(1)
     _test_study(monkeypatch, "downstream", {"lr": (0.01,)})
     cfg = _cfg(tiny_clips, tmp_path, "ablate.objective=pretext_easy.accuracy", "evaluate.tasks=[pretext]",
                "evaluate.scratch=false", "evaluate.split=train", "evaluate.train_split=train")

@@ -24,9 +24,6 @@ from avssl_core.pretext.spec import PairKind
 SR = 16000
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def raw_samples(n: int, *, clips: list[int] | None = None, sources: list[int] | None = None,
                 seed: int = 0) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
@@ -421,6 +418,7 @@ def test_evaluation_step_and_localization_maps():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_pretrain_stage_trains_cmac_on_real_clips(tiny_clips, tmp_path):
     from avssl_core.config import load_config
     from avssl_core.stages.pretrain import run_pretrain

@@ -28,8 +28,6 @@ from avssl_core.pretext.spec import PairKind
 from avssl_core.stages.pretrain import METHOD_PROTOCOLS
 from avssl_core.train.optim import build_optimizer
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def random_batch(method: CoAttention, n: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
     """A preprocessed batch of the method's shapes: half positives, half shifted negatives."""

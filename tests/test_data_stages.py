@@ -18,8 +18,9 @@ import pytest
 from media_factory import write_audio_only_m4a, write_clip, write_mpeg_ps
 
 from avssl_core.config import load_config
+from avssl_core.data.split_check import check_synthetic_splits, synthetic_split_counts
 from avssl_core.data.tables import CLIP_COLUMNS, MANIFEST_COLUMNS, read_table
-from avssl_core.errors import DataError
+from avssl_core.errors import ConfigError, DataError
 from avssl_core.stages.acquire import run_acquire, source_fingerprint
 from avssl_core.stages.segment import run_segment
 from avssl_core.stages.validate import run_validate
@@ -105,6 +106,7 @@ def test_synthetic_source_end_to_end(tmp_path, monkeypatch):
         "synth.num_videos=3", "synth.duration_s=2.5", "synth.width=64", "synth.height=64", "synth.workers=1",
         "acquire.workers=1", "validate.workers=1", "segment.workers=1",
         "segment.clip_seconds=1.0", "segment.short_side=64",
+        "pretrain.val_split=train", "evaluate.split=train",  # 3 videos of 3 classes: all in train
     ])
     summary = run_acquire(cfg)
     assert summary["num_files"] == 3 and summary["num_probe_errors"] == 0
@@ -173,3 +175,24 @@ def test_best_audio_stream_is_used_and_every_skipped_file_is_named(tmp_path, cap
         with wave.open(wav) as fh:
             samples = np.frombuffer(fh.readframes(fh.getnframes()), dtype=np.int16)
         assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 1000  # the 16 kHz tone, not silence
+
+
+def test_acquire_refuses_a_synthetic_world_with_an_empty_split_before_generating(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["synth.num_videos=8", "synth.workers=1", "acquire.workers=1"])  # one per class
+    with pytest.raises(ConfigError) as caught:
+        run_acquire(cfg)
+    message = str(caught.value)
+    assert "split 'val' (read by pretrain.val_split) gets no video" in message
+    assert "split 'test' (read by evaluate.split) gets no video" in message
+    assert "videos per split: test 0, train 8, val 0" in message and "synth.num_videos=17 or more" in message
+    assert not list(tmp_path.rglob("*.mp4"))  # nothing generated first
+
+    # The smallest world the message names fills every split; one video fewer does not.
+    assert min(synthetic_split_counts(load_config(None, ["synth.num_videos=17"]).synth).values()) >= 1
+    check_synthetic_splits(load_config(None, ["synth.num_videos=17"]))
+    with pytest.raises(ConfigError, match="split 'test'"):
+        check_synthetic_splits(load_config(None, ["synth.num_videos=16"]))
+    # Pointing the readers at the split that has the videos is the other way out.
+    check_synthetic_splits(load_config(None, ["synth.num_videos=8", "pretrain.val_split=train",
+                                              "evaluate.split=train"]))

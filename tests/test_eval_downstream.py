@@ -318,7 +318,6 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
     from avssl_core.stages.evaluate import run_evaluate
     from avssl_core.stages.pretrain import run_pretrain
 
-    torch.set_num_threads(1)
     index_csv = labelled_index(tiny_clips, tmp_path / "clips" / "index.csv", broken=True)
     tasks = ["pretext", "frozen", "action_recognition", "audio_probe", "retrieval"]
     optional = {"localization": "avssl_core.eval.localization", "tsne": "avssl_core.eval.embedding_plot"}

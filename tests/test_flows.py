@@ -234,6 +234,7 @@ def project(tmp_path_factory):
 
 
 @pytest.mark.slow  # the local server starts in 15-35 s here
+@pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_retry_condition_in_a_real_task(prefect_api):
     from prefect import flow, task
 
@@ -264,6 +265,7 @@ def test_retry_condition_in_a_real_task(prefect_api):
 
 
 @pytest.mark.slow  # the local server starts in 15-35 s here
+@pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_data_flow_versions_every_stage_and_reuses_cached_stages(prefect_api, project, monkeypatch):
     from flows.data import data_flow
 
@@ -293,6 +295,7 @@ def test_data_flow_versions_every_stage_and_reuses_cached_stages(prefect_api, pr
 
 
 @pytest.mark.slow  # the local server starts in 15-35 s here
+@pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_flows_refuse_bad_parameters_before_any_stage(prefect_api, project, monkeypatch):
     from prefect.exceptions import ParameterTypeError
 
@@ -309,6 +312,7 @@ def test_flows_refuse_bad_parameters_before_any_stage(prefect_api, project, monk
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_retrain_promotes_then_refuses_an_equal_model(prefect_api, project, monkeypatch):
     from flows.retrain import retrain_flow
 

@@ -38,9 +38,6 @@ from avssl_core.pretext.spec import PairSpec
 SR = 16000
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 # -- scores ------------------------------------------------------------------------------------------
 
 

@@ -35,9 +35,6 @@ from avssl_core.pretext.spec import NegativeMix, PairKind
 SR = 16000
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def _count(module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -18,7 +18,8 @@ import yaml
 from fresh_clone import clone_files, copy_clone_files
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+# test_dvc_repro_push_pull took 497 s in a full random-order run on two busy cores: a wider limit.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TINY = {
     "synth": {"num_videos": 4, "duration_s": 5.0, "width": 64, "height": 64, "workers": 1},

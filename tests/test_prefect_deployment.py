@@ -17,7 +17,7 @@ import requests
 from flow_project import fresh_project
 from prefect_server import PREFECT, local_prefect_server
 
-pytestmark = pytest.mark.slow  # server start, deploy and one tiny data run: about 1-3 minutes here
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # server start, deploy and one tiny data run: about 1-3 minutes here
 POOL = "avssl-process"
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -110,7 +110,8 @@ def test_deployed_data_flow_completes_on_a_tiny_world(deployed, tmp_path):
                                                            "metrics_dir")]
     overrides += ["synth.num_videos=2", "synth.duration_s=4.0", "synth.width=64", "synth.height=64",
                   "synth.workers=1", "acquire.workers=1", "validate.workers=1", "segment.workers=1",
-                  "segment.clip_seconds=2.0", "segment.short_side=64"]
+                  "segment.clip_seconds=2.0", "segment.short_side=64",
+                  "pretrain.val_split=train", "evaluate.split=train"]  # 2 videos: all in train
     t = time.perf_counter()
     proc = _run_deployment("avssl-data/data", {"overrides": overrides, "dvc": "off"}, project, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -20,8 +20,7 @@ from avssl_core.pretext.dataset import PairDataset, batch_size_of, collate_skipp
 from avssl_core.pretext.epoch_order import PAD_INDEX, ResumableDistributedSampler
 from avssl_core.pretext.sampling import PairSampler
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairKind, PairSpec
-
-torch.set_num_threads(1)
+from avssl_core.train.workers import start_dataloader_worker, worker_start_method
 
 ALL_KINDS = NegativeMix(easy=0.25, hard=0.25, superhard=0.25, shifted=0.25)
 
@@ -243,7 +242,10 @@ def test_dataloader_workers_give_the_same_batches(index):
         return list(loader)
 
     serial = batches(num_workers=0)  # also leaves open decoders in this process for forked workers to inherit
-    forked = batches(num_workers=2, multiprocessing_context="fork")
+    # Forked workers, unless this process runs other threads (a flow-run test before this one leaves
+    # Prefect's): forking then could deadlock, so the workers start as the trainer's would.
+    forked = batches(num_workers=2, multiprocessing_context=worker_start_method(2) or "fork",
+                     worker_init_fn=start_dataloader_worker)
     assert len(serial) == len(forked) == 3
     for one, other in zip(serial, forked, strict=True):
         assert one["_failed"]["num_failed"] == 0 and batch_size_of(one) == 4

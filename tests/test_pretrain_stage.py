@@ -31,7 +31,6 @@ def _cfg(tiny_clips: Path, tmp_path: Path, *extra: str):
 
 @pytest.mark.parametrize("method", ["avts", "avc"])
 def test_pretrain_trains_saves_and_evaluates(tiny_clips, tmp_path, method):
-    torch.set_num_threads(1)
     metrics = run_pretrain(_cfg(tiny_clips, tmp_path), method, "tiny")
     assert metrics["method"] == method and metrics["steps"] == 2
     assert metrics["protocol"]["pairs"] == 16 and metrics["protocol"]["chance"] == 0.5
@@ -52,7 +51,6 @@ def test_rerun_keeps_a_finished_run_and_changed_params_start_a_new_run(tiny_clip
     """`dvc repro pretrain@<method>` for an unchanged run (e.g. after pretrain.train.device changed, which
     DVC tracks but the run key leaves out) must not touch model.pt or the metrics, so that
     evaluate@<method> stays up to date and the real loss and throughput are not lost."""
-    torch.set_num_threads(1)
     first = run_pretrain(_cfg(tiny_clips, tmp_path), "avc", "tiny")
     metrics_file = tmp_path / "metrics" / "pretrain_avc.json"
     model = Path(first["model"])
@@ -93,6 +91,7 @@ def test_unknown_method_and_hparam_are_config_errors(tiny_clips, tmp_path, capsy
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_sigkill_mid_epoch_then_rerun_gives_identical_weights(tiny_clips, tmp_path):
     """`avssl pretrain` killed with SIGKILL mid-epoch and run again ends with the same weights, bit for
     bit, as a run never interrupted: real clips, torchcodec decoding in a DataLoader worker, AVC tiny."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -123,6 +124,22 @@ def test_great_expectations_project_and_data_docs_are_written(validated):
     assert list((validated_dir / "datadocs" / "validations").rglob("*.html"))
     assert (validated_dir / "gx" / "gx" / "great_expectations.yml").is_file()
     assert (validated_dir / "gx" / "gx" / "expectations" / "avssl_video_sources.json").is_file()
+
+
+def test_data_docs_load_nothing_from_the_network(validated):
+    # GX writes CDN links; validate points them at the copies it puts beside the pages (offline machines).
+    from avssl_core.offline_html import remote_urls
+
+    docs = Path(validated[0].paths.validated_dir) / "datadocs"
+    pages = sorted(docs.glob("**/*.html"))
+    pages = [p for p in pages if "offline-assets" not in p.parts]
+    assert len(pages) >= 3  # index, the suite, one validation
+    for page in pages:
+        html = page.read_text()
+        assert remote_urls(html) == [], page
+        for path in re.findall(r'(?:src|href)="([^"#:]+/offline-assets/[^"]+)"', html):
+            assert (page.parent / path).is_file(), (page, path)
+        assert "offline-assets/bootstrap-table/bootstrap-table.min.js" in html  # fills the results table
 
 
 def test_below_min_valid_fraction_raises_after_writing_outputs(tmp_path, media_zoo, caplog):

@@ -58,11 +58,15 @@ class PretextTally:
 def evaluate_pretext(method: PretrainMethod, dataset, *, batch_size: int = 64, num_workers: int = 0,
                      device: str | torch.device = "cpu") -> dict[str, Any]:
     """Pretext accuracy of ``method`` on every pair of ``dataset`` (one process)."""
+    # Imported here: the trainer (avssl_core.train) imports this module for its tally.
+    from avssl_core.train.workers import start_dataloader_worker, worker_start_method
+
     was_training = method.training
     method.eval().to(device)
     tally = PretextTally()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=collate_skipping_failures)
+                        collate_fn=collate_skipping_failures, worker_init_fn=start_dataloader_worker,
+                        multiprocessing_context=worker_start_method(num_workers))
     try:
         for batch in loader:
             tally.failed += len(failed_entries(batch.pop(FAILED_KEY, None)))

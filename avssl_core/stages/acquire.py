@@ -21,6 +21,7 @@ import pandas as pd
 from avssl_core.config import Config
 from avssl_core.data.probe import probe_file, unprobed_row
 from avssl_core.data.roots import outside_root_reason
+from avssl_core.data.split_check import check_synthetic_splits
 from avssl_core.data.tables import MANIFEST_COLUMNS, write_table
 from avssl_core.errors import ConfigError, DataError
 from avssl_core.io_utils import write_json_atomic
@@ -85,6 +86,8 @@ def source_fingerprint(frame: pd.DataFrame) -> str:
 
 def run_acquire(cfg: Config) -> dict:
     started = time.perf_counter()
+    if cfg.acquire.source == "synthetic":
+        check_synthetic_splits(cfg)  # before generating anything, not at pretrain after the data stages
     # raw_dir is a DVC output even for sources that download nothing (a local folder): it must exist.
     Path(cfg.paths.raw_dir).mkdir(parents=True, exist_ok=True)
     skipped: list[dict] = []

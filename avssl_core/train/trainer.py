@@ -73,11 +73,10 @@ from avssl_core.train.seeding import (
     derive_seed,
     loader_generator,
     restore_rng_state,
-    seed_dataloader_worker,
     seed_everything,
 )
 from avssl_core.train.throughput import ThroughputMeter
-from avssl_core.train.workers import worker_start_method
+from avssl_core.train.workers import start_dataloader_worker, worker_start_method
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +237,7 @@ class _Trainer:
             dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
             collate_fn=self.collate, pin_memory=self.device.type == "cuda", drop_last=False,
             generator=loader_generator(self.cfg.seed, stream, self.ctx.rank),
-            worker_init_fn=seed_dataloader_worker,
+            worker_init_fn=start_dataloader_worker,
             # Workers are created per epoch so that they see the dataset's set_epoch.
             persistent_workers=False,
             multiprocessing_context=worker_start_method(self.cfg.num_workers),
