@@ -1,0 +1,161 @@
+"""How each method's training step uses its loss and its decision rule, on inputs with known answers.
+
+The losses are tested as formulas elsewhere (test_methods.py, test_cmac.py); these tests pin the step
+that calls them: which label the margin loss gets, which side of the threshold counts as "in sync",
+which ids decide that two clips may not be each other's negatives. Each fails on a one-token change
+that leaves every formula test green (an inverted label, an inverted comparison, clip ids in place of
+source-video ids).
+
+Embeddings with known distances come from replacing the encoders' outputs on one method instance
+(``embed_video`` / ``embed_audio`` as instance attributes): what is under test is the step around them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import default_collate
+
+from avssl_core.methods.avc import AVC
+from avssl_core.methods.avts import AVTS
+from avssl_core.methods.cmac import CMAC
+from avssl_core.pretext.spec import PairKind
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.timeout(120)]
+
+# Distances and labels with a known outcome at threshold 0.5: pairs 0, 1 (positives, near), 2, 3
+# (negatives, far) are right; pair 4 (a near negative) and pair 5 (a far positive) are wrong.
+DISTANCES = [0.1, 0.2, 0.8, 0.9, 0.3, 0.7]
+LABELS = [1, 1, 0, 0, 0, 1]
+CORRECT_AT_HALF = [1, 1, 1, 1, 0, 0]
+
+
+def _known_pairs(method, distances=DISTANCES, labels=LABELS, dim: int = 4) -> dict[str, torch.Tensor]:
+    """A batch whose video embedding lies ``distances[i]`` from its audio embedding (the origin), and
+    make ``method`` return those embeddings. The video side requires grad, to check the loss's pull."""
+    f_v = torch.zeros(len(distances), dim)
+    f_v[:, 0] = torch.tensor(distances)
+    f_v.requires_grad_(True)
+    f_a = torch.zeros(len(distances), dim)
+    method.embed_video = lambda batch: f_v
+    method.embed_audio = lambda batch: f_a
+    kinds = [int(PairKind.POSITIVE if y else PairKind.EASY) for y in labels]
+    return {"label": torch.tensor(labels), "kind": torch.tensor(kinds), "f_v": f_v}
+
+
+# -- AVTS ----------------------------------------------------------------------------------------------
+
+
+def test_avts_step_pulls_positives_together_and_pushes_negatives_to_the_margin():
+    m = AVTS("tiny", threshold=0.5)
+    batch = _known_pairs(m)
+    out = m.training_step(batch)
+    margin = m.hparams["margin"]
+    # AVTS Eq. 1 by hand: d^2 for positives, max(margin - d, 0)^2 for negatives.
+    expected = sum(d * d if y else max(margin - d, 0.0) ** 2 for d, y in zip(DISTANCES, LABELS, strict=True))
+    assert out.loss.item() == pytest.approx(expected / len(DISTANCES), rel=1e-5)
+    out.loss.backward()
+    along = batch["f_v"].grad[:, 0]  # d grows with f_v[:, 0]: a positive gradient means "shrink d"
+    for i, y in enumerate(LABELS):
+        if y:
+            assert along[i] > 0, f"pair {i} is a positive: the loss must pull it together"
+        else:
+            assert along[i] < 0, f"pair {i} is a negative inside the margin: the loss must push it apart"
+
+
+def test_avts_accuracy_calls_pairs_below_the_threshold_in_sync():
+    m = AVTS("tiny", threshold=0.5)
+    out = m.training_step(_known_pairs(m))
+    assert out.correct.tolist() == CORRECT_AT_HALF
+    assert out.metrics["acc"] == pytest.approx(4 / 6)
+    assert out.metrics["dist_pos"] == pytest.approx((0.1 + 0.2 + 0.7) / 3, abs=1e-6)
+    assert out.metrics["dist_neg"] == pytest.approx((0.8 + 0.9 + 0.3) / 3, abs=1e-6)
+    # The same pairs at another threshold: every distance below 0.75 is called in sync, so the far
+    # positive (0.7) becomes right and the near negative (0.3) stays wrong.
+    m.hparams["threshold"] = 0.75
+    assert m.training_step(_known_pairs(m)).correct.tolist() == [1, 1, 1, 1, 0, 1]
+
+
+def test_avts_evaluation_step_scores_like_training_without_moving_the_threshold():
+    m = AVTS("tiny")  # calibrated threshold: the midpoint of the running positive / negative means
+    m.train()
+    m.training_step(_known_pairs(m))
+    tau = m.threshold
+    assert tau == pytest.approx(((0.1 + 0.2 + 0.7) / 3 + (0.8 + 0.9 + 0.3) / 3) / 2, abs=1e-6)
+    m.eval()
+    out = m.evaluation_step(_known_pairs(m, distances=[0.1, 0.6, 0.4, 0.9], labels=[1, 1, 0, 0]))
+    assert m.threshold == pytest.approx(tau)  # held-out pairs do not calibrate it
+    # tau = 0.5: 0.1 in sync (right), 0.6 not (wrong), 0.4 in sync (wrong), 0.9 not (right)
+    assert out.correct.tolist() == [1, 0, 0, 1]
+
+
+# -- AVC -----------------------------------------------------------------------------------------------
+
+
+def test_avc_step_is_bce_of_the_correspondence_probability_and_calls_p_above_half_corresponding():
+    m = AVC("tiny")
+    with torch.no_grad():
+        m.log_distance_scale.fill_(0.0)  # scale 1: p = sigmoid(0.5 - d), so p > 0.5 exactly when d < 0.5
+        m.distance_offset.fill_(0.5)
+    batch = _known_pairs(m)
+    out = m.training_step(batch)
+    assert out.correct.tolist() == CORRECT_AT_HALF
+    assert out.metrics["acc"] == pytest.approx(4 / 6)
+    expected = 0.0
+    for d, y in zip(DISTANCES, LABELS, strict=True):
+        p = 1 / (1 + math.exp(-(0.5 - d)))
+        expected -= math.log(p) if y else math.log(1 - p)
+    assert out.loss.item() == pytest.approx(expected / len(DISTANCES), rel=1e-5)
+    out.loss.backward()
+    along = batch["f_v"].grad[:, 0]
+    assert all((along[i] > 0) == bool(y) for i, y in enumerate(LABELS)), along  # positives pulled in
+
+
+# -- CMAC ----------------------------------------------------------------------------------------------
+
+SR = 16000
+
+
+def _cmac_batch(m: CMAC, clips: list[int], sources: list[int]) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    samples = [{"video": torch.randint(0, 256, (4, 60, 72, 3), dtype=torch.uint8, generator=g),
+                "audio": (torch.rand(2, SR, generator=g) * 2 - 1) * (0.1 + 0.2 * i), "label": 1,
+                "kind": int(PairKind.POSITIVE), "index": i, "clip": clip, "source": source}
+               for i, (clip, source) in enumerate(zip(clips, sources, strict=True))]
+    m.fit_normalization(samples, fraction=1.0)
+    pre = m.preprocess(train=False)  # no SpecAugment: the batch is the same on every call
+    return default_collate([pre(s) for s in samples])
+
+
+def _explicit_info_nce(q: torch.Tensor, k: torch.Tensor, sources: list[int], tau: float) -> float:
+    """Mean over queries of -log softmax of the own key among the keys of *other source videos*."""
+    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+    total = 0.0
+    for n in range(len(sources)):
+        listed = [float(q[n] @ k[n])] + [float(q[n] @ k[j]) for j in range(len(sources)) if sources[j] != sources[n]]
+        total -= listed[0] / tau - math.log(sum(math.exp(s / tau) for s in listed))
+    return total / len(sources)
+
+
+def test_cmac_step_never_uses_a_clip_of_the_same_video_as_a_negative():
+    torch.manual_seed(0)
+    m = CMAC("tiny", within_modal_positives=False)
+    clips, sources = [0, 1, 2, 3], [5, 5, 6, 7]  # clips 0 and 1 were cut from one video
+    batch = _cmac_batch(m, clips, sources)
+    out = m.training_step(batch)
+    with torch.no_grad():
+        video, audio = m.encode(batch)
+        k_v, k_a = m._keys(batch)
+    tau = m.hparams["temperature"]
+    # The banks are empty: Eq. 7's candidates are the batch's other-modality keys of other videos only.
+    expected = (_explicit_info_nce(video["z"], k_a, sources, tau) + _explicit_info_nce(audio["z"], k_v, sources, tau))
+    assert out.metrics["loss_cl"] == pytest.approx(expected, rel=1e-4)
+    # With clip ids as instances the same-video clips would be negatives: a different (larger) loss.
+    as_clips = (_explicit_info_nce(video["z"], k_a, clips, tau) + _explicit_info_nce(audio["z"], k_v, clips, tau))
+    assert as_clips > expected + 1e-3
+    # The keys go to the banks under their source ids, so later steps exclude same-video rows too.
+    m.after_optimizer_step()
+    assert m.video_bank.sources[clips].tolist() == sources
