@@ -159,3 +159,27 @@ def test_cmac_step_never_uses_a_clip_of_the_same_video_as_a_negative():
     # The keys go to the banks under their source ids, so later steps exclude same-video rows too.
     m.after_optimizer_step()
     assert m.video_bank.sources[clips].tolist() == sources
+
+
+# -- the losses' defaults and messages (survivors of the mutation run on losses.py) ---------------------
+
+
+def test_loss_defaults_are_the_documented_ones():
+    from avssl_core.losses import attention_consistency_loss, correspondence_bce, correspondence_logit
+
+    d = torch.tensor([0.0, 0.5, 2.0])
+    assert correspondence_logit(d).tolist() == [0.0, -0.5, -2.0]  # scale 1, offset 0
+    label = torch.tensor([1, 0, 1])
+    expected = F.binary_cross_entropy_with_logits(-d, label.float())
+    assert correspondence_bce(d, label).item() == pytest.approx(expected.item())
+    # detach_target defaults to True: no gradient reaches the branch that made the target map.
+    target, predicted = torch.ones(2, 3, requires_grad=True), torch.zeros(2, 3, requires_grad=True)
+    attention_consistency_loss(target, predicted).backward()
+    assert target.grad is None and predicted.grad is not None
+
+
+def test_attention_consistency_names_both_shapes():
+    from avssl_core.losses import attention_consistency_loss
+
+    with pytest.raises(ValueError, match=r"^attention maps differ in shape: \(2, 3\) vs \(2, 4\)$"):
+        attention_consistency_loss(torch.zeros(2, 3), torch.zeros(2, 4))
