@@ -183,3 +183,20 @@ def test_attention_consistency_names_both_shapes():
 
     with pytest.raises(ValueError, match=r"^attention maps differ in shape: \(2, 3\) vs \(2, 4\)$"):
         attention_consistency_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_pretext_accuracy_of_known_pairs_overall_and_per_kind():
+    """evaluate_pretext over the known pairs: 4 of 6 right; per kind, the far positive and the near hard
+    negative are the wrong ones. An inverted decision rule or a mixed-up kind tally changes the figures."""
+    from avssl_core.eval.pretext import evaluate_pretext
+
+    m = AVTS("tiny", threshold=0.5)
+    m.embed_video = lambda batch: batch["f_v"]
+    m.embed_audio = lambda batch: torch.zeros_like(batch["f_v"])
+    kinds = [PairKind.POSITIVE, PairKind.POSITIVE, PairKind.EASY, PairKind.EASY, PairKind.HARD, PairKind.POSITIVE]
+    pairs = [{"f_v": torch.tensor([d, 0.0, 0.0]), "label": y, "kind": int(k)}
+             for d, y, k in zip(DISTANCES, LABELS, kinds, strict=True)]
+    result = evaluate_pretext(m, pairs, batch_size=4)  # two batches: the tally adds across them
+    assert result["accuracy"] == pytest.approx(4 / 6) and result["pairs"] == 6 and result["failed"] == 0
+    assert result["accuracy_by_kind"] == pytest.approx({"positive": 2 / 3, "easy": 1.0, "hard": 0.0})
+    assert result["chance"] is None  # a pair classifier: chance is 0.5 by construction, not measured
