@@ -22,7 +22,7 @@ from torch.utils.data import default_collate
 from avssl_core.methods.avc import AVC
 from avssl_core.methods.avts import AVTS
 from avssl_core.methods.cmac import CMAC
-from avssl_core.pretext.spec import PairKind
+from avssl_core.pretext.spec import NegativeMix, PairKind
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.timeout(120)]
 
@@ -200,3 +200,66 @@ def test_pretext_accuracy_of_known_pairs_overall_and_per_kind():
     assert result["accuracy"] == pytest.approx(4 / 6) and result["pairs"] == 6 and result["failed"] == 0
     assert result["accuracy_by_kind"] == pytest.approx({"positive": 2 / 3, "easy": 1.0, "hard": 0.0})
     assert result["chance"] is None  # a pair classifier: chance is 0.5 by construction, not measured
+
+
+# -- survivors of the mutation run on methods/avts.py ---------------------------------------------------
+
+
+def test_avts_pair_is_in_sync_strictly_below_the_threshold():
+    m = AVTS("tiny", threshold=0.5)
+    out = m.training_step(_known_pairs(m, distances=[0.5, 0.5], labels=[0, 1]))  # float32: d = 0.5 exactly
+    assert out.correct.tolist() == [1, 0]  # "below" the threshold: a pair on it is not in sync
+
+
+def test_avts_distance_metrics_only_for_the_classes_in_the_batch():
+    m = AVTS("tiny", threshold=0.5)
+    positives = m.training_step(_known_pairs(m, distances=[0.2, 0.4], labels=[1, 1])).metrics
+    assert positives["dist_pos"] == pytest.approx(0.3, abs=1e-6) and "dist_neg" not in positives
+    negatives = m.training_step(_known_pairs(m, distances=[0.6, 0.8], labels=[0, 0])).metrics
+    assert negatives["dist_neg"] == pytest.approx(0.7, abs=1e-6) and "dist_pos" not in negatives
+
+
+def test_avts_cross_entropy_phase_predicts_the_larger_logit_per_pair():
+    m = AVTS("tiny", finetune_ce_from_epoch=0)
+    m.on_epoch_start(0)
+    batch = _known_pairs(m, distances=[0.1, 0.2, 0.3], labels=[1, 0, 1])
+    logits = torch.tensor([[0.0, 2.0], [0.0, 1.0], [3.0, 0.0]])  # predicts 1, 1, 0
+
+    class FixedLogits(torch.nn.Module):
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
+            return logits + 0.0 * features.sum()  # still a function of the embeddings, for the graph
+
+    m.head = FixedLogits()
+    out = m.training_step(batch)
+    assert out.correct.tolist() == [1, 0, 0]
+    assert out.loss.item() == pytest.approx(F.cross_entropy(logits, torch.tensor([1, 0, 1])).item())
+
+
+def test_avts_pair_spec_carries_its_hyper_parameters():
+    spec = AVTS("tiny", positive_fraction=0.3, hard_negative_gap_s=0.8, sample_rate=22050).pair_spec()
+    assert (spec.positive_fraction, spec.hard_negative_gap_s, spec.audio_sample_rate) == (0.3, 0.8, 22050)
+    assert spec.audio_channels == 1 and spec.curriculum[0].start_epoch == 0
+
+
+# -- survivors of the mutation run on methods/avc.py ----------------------------------------------------
+
+
+def test_avc_probability_uses_the_learned_scale_and_is_strictly_above_half_to_correspond():
+    m = AVC("tiny")
+    with torch.no_grad():
+        m.log_distance_scale.fill_(math.log(2.0))  # p = sigmoid(1 - 2 d)
+        m.distance_offset.fill_(1.0)
+    d = torch.tensor([0.0, 0.5, 1.0])
+    assert m.correspondence_probability(d).tolist() == pytest.approx(
+        [1 / (1 + math.exp(-1.0)), 0.5, 1 / (1 + math.exp(1.0))])
+    # d = 0.5 exactly (float32 drops the distance's 1e-8 epsilon at 0.25): p = 0.5 is not "corresponds".
+    out = m.training_step(_known_pairs(m, distances=[0.5, 0.5, 0.1], labels=[0, 1, 1]))
+    assert out.correct.tolist() == [1, 0, 1]
+    assert out.metrics["distance_scale"] == pytest.approx(2.0) and out.metrics["distance_offset"] == 1.0
+
+
+def test_avc_pair_spec_carries_its_hyper_parameters():
+    spec = AVC("tiny", positive_fraction=0.3, sample_rate=22050).pair_spec()
+    assert (spec.positive_fraction, spec.audio_sample_rate, spec.audio_channels) == (0.3, 22050, 1)
+    assert (spec.video_frames, spec.video_fps) == (1, None)
+    assert [(s.start_epoch, s.mix) for s in spec.curriculum] == [(0, NegativeMix(easy=1.0))]
