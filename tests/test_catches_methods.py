@@ -263,3 +263,16 @@ def test_avc_pair_spec_carries_its_hyper_parameters():
     assert (spec.positive_fraction, spec.audio_sample_rate, spec.audio_channels) == (0.3, 22050, 1)
     assert (spec.video_frames, spec.video_fps) == (1, None)
     assert [(s.start_epoch, s.mix) for s in spec.curriculum] == [(0, NegativeMix(easy=1.0))]
+
+
+# -- survivors of the mutation run on models/memory_bank.py ---------------------------------------------
+
+
+def test_memory_bank_takes_the_smallest_sizes_and_names_bad_ones():
+    from avssl_core.models.memory_bank import MemoryBank
+
+    bank = MemoryBank(1, 1)  # one row of one value is a bank
+    assert bank.keys.shape == (1, 1) and bank.clips.tolist() == [-1] and bank.sources.tolist() == [-1]
+    for size, dim in ((0, 4), (4, 0), (-1, -1)):
+        with pytest.raises(ValueError, match=rf"^MemoryBank: size and dim must be positive, got {size}, {dim}$"):
+            MemoryBank(size, dim)
