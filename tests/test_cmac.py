@@ -300,6 +300,10 @@ def test_gradients_reach_every_trainable_parameter_and_none_the_momentum_encoder
                 assert not p.requires_grad and p.grad is None, name
             else:
                 assert p.requires_grad and p.grad is not None, name
+                # Non-zero too: with lambda_ac = 0 only the saliency heads (reached by l_ac alone) get
+                # all-zero gradients; every other parameter must really be moved by the loss.
+                idle = overrides.get("lambda_ac") == 0.0 and name.startswith(("video_saliency.", "audio_saliency."))
+                assert bool(p.grad.abs().sum() > 0) != idle, name
         trainable = [p for p in m.parameters() if p.requires_grad]
         assert sum(p.numel() for p in trainable) == parameter_counts(m)["total"]
 
