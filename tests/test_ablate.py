@@ -279,3 +279,14 @@ def test_a_downstream_objective_evaluates_the_trials_own_model(tiny_clips, tmp_p
     assert 0.0 <= summary["best"]["value"] <= 1.0
     trial_dir = tmp_path / "ablate" / "downstream" / "trial_0"
     assert (trial_dir / "metrics" / "avts.json").is_file()  # the evaluate stage's metrics, in the trial folder
+
+
+def test_bare_postgresql_urls_get_the_installed_driver():
+    """SQLAlchemy 2.0 reads postgresql:// as psycopg2, which the lock does not install: such a URL must reach
+    psycopg 3, and a URL that names its driver, or another database, is left as it is."""
+    from avssl_core.ablate.storage import absolute_url, with_driver
+
+    assert with_driver("postgresql://u:p@h:5432/db") == "postgresql+psycopg://u:p@h:5432/db"
+    assert with_driver("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert with_driver("sqlite:///data/ablate/optuna.db") == "sqlite:///data/ablate/optuna.db"
+    assert absolute_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"

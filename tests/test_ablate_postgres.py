@@ -18,6 +18,7 @@ import optuna
 import pytest
 from test_ablate import _overrides
 
+from avssl_core.ablate.storage import with_driver
 from avssl_core.ablate.workers import progress
 
 
@@ -90,7 +91,8 @@ def test_two_workers_share_one_study_without_duplicate_grid_points(tiny_clips, t
     for worker, err in zip(workers, errors, strict=True):
         assert worker.returncode == 0, err[-3000:]
 
-    study = optuna.load_study(study_name="avts_curriculum", storage=postgres_url)
+    # Read as a user would: SQLAlchemy 2.0 needs the installed driver named (storage.with_driver).
+    study = optuna.load_study(study_name="avts_curriculum", storage=with_driver(postgres_url))
     trials = study.trials
     assert progress(study).done == 6 and len(trials) == 6  # AVTS Table 1's six rows, once each
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
@@ -100,4 +102,4 @@ def test_two_workers_share_one_study_without_duplicate_grid_points(tiny_clips, t
     # (on busy cores one may find the grid done), so no worker is required to have won any.
     assert {t.user_attrs["worker"]["pid"] for t in trials} <= {w.pid for w in workers}
     table = (tmp_path / "ablate" / "avts_curriculum" / "trials.md").read_text()
-    assert table.count("| COMPLETE |") == 6 and "optuna-dashboard postgresql://postgres@127.0.0.1:" in table
+    assert table.count("| COMPLETE |") == 6 and "optuna-dashboard postgresql+psycopg://postgres@127.0.0.1:" in table

@@ -20,6 +20,9 @@ from avssl_core.errors import ConfigError
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 _DRIVER_PACKAGES = {"postgresql": "psycopg and psycopg-binary", "mysql": "PyMySQL"}
+# SQLAlchemy 2.0 (pinned: 2.1 breaks Prefect's scheduler) reads a bare postgresql:// URL as psycopg2, which
+# the lock does not ship; psycopg 3 is the driver it installs, so a URL that names no driver gets that one.
+_DEFAULT_DRIVERS = {"postgresql": "psycopg"}
 CONNECT_TIMEOUT_S = 10
 TABLE_RACE_ATTEMPTS = 5
 
@@ -36,6 +39,18 @@ def display_url(url: str) -> str:
         return url
 
 
+def with_driver(url: str) -> str:
+    """``url`` with the installed driver named where it names none (postgresql:// -> postgresql+psycopg://)."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+    driver = _DEFAULT_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        return url
+    return parsed.set(drivername=f"{parsed.drivername}+{driver}").render_as_string(hide_password=False)
+
+
 def sqlite_path(url: str) -> Path | None:
     """The database file of a sqlite:/// URL (None for other URLs and in-memory SQLite)."""
     try:
@@ -48,9 +63,12 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def absolute_url(url: str) -> str:
-    """sqlite:///relative.db -> sqlite:////abs/relative.db, so a printed command works from any folder."""
+    """sqlite:///relative.db -> sqlite:////abs/relative.db, so a printed command works from any folder; other
+    URLs get the installed driver named, so optuna-dashboard (SQLAlchemy too) can open them."""
     path = sqlite_path(url)
-    if path is None or path.is_absolute():
+    if path is None:
+        return with_driver(url)
+    if path.is_absolute():
         return url
     return sqlalchemy.engine.make_url(url).set(database=str(path.resolve())).render_as_string(hide_password=False)
 
@@ -66,7 +84,7 @@ def check_storage_url(url: str, *, must_exist: bool = False) -> None:
     if not url.strip():
         raise StorageError("ablate.storage is empty; " + _what_to_do(url))
     try:
-        parsed = sqlalchemy.engine.make_url(url)
+        parsed = sqlalchemy.engine.make_url(with_driver(url))
     except sqlalchemy.exc.ArgumentError as exc:
         raise StorageError(f"ablate.storage {url!r} is not a database URL ({exc}); expected e.g. "
                            f"sqlite:///data/ablate/optuna.db or postgresql://user:password@host:5432/db") from exc
@@ -112,7 +130,7 @@ def open_storage(url: str, *, heartbeat_interval_s: int | None = None, grace_per
     for attempt in range(TABLE_RACE_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat_interval_s,
+                with_driver(url), engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat_interval_s,
                 grace_period=grace_period_s, heartbeat_stale_trial_callback=on_stale_trial)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
             # Workers started together on an empty database all create Optuna's tables; the losers of
