@@ -237,7 +237,12 @@ class AVTS(PretrainMethod):
         hp = self.hparams
         return OptimSpec(name=hp["optimizer"], lr=hp["lr"], momentum=hp["momentum"],
                          weight_decay=hp["weight_decay"], schedule="plateau",
-                         plateau_patience=hp["plateau_patience"])
+                         plateau_patience=hp["plateau_patience"],
+                         # AVTS Sec. 3.1 / 2.4: each curriculum stage (and the cross-entropy phase) is a new
+                         # objective, so the plateau tracking restarts there (see LearningRateSchedule).
+                         plateau_restart_epochs=tuple(sorted({e for e in (hp["hard_from_epoch"],
+                                                                         hp["finetune_ce_from_epoch"])
+                                                              if e is not None and e > 0})))
 
     def uses_3d_convolutions(self) -> bool:
         return True
