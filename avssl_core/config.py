@@ -203,7 +203,9 @@ class PretrainConfig:
     out_dir: str = "data/pretrain"  # runs go to <out_dir>/<method>/
     train_split: str = "train"
     val_split: str = "val"
-    pairs_per_clip: int = 4  # training pairs drawn per clip in an epoch
+    # Training pairs drawn per clip in an epoch; None: the preset's ("pairs_per_clip": 4 for tiny presets,
+    # 1 for paper presets, whose epoch is then one pass over the clips as in the papers).
+    pairs_per_clip: int | None = None
     val_pairs: int = 256  # fixed, seeded held-out pairs for pretext accuracy
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> preset overrides
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -74,6 +74,7 @@ class AVTS(PretrainMethod):
             "lr": 0.001,
             "weight_decay": 0.0,
             "epochs": 12,
+            "pairs_per_clip": 4,  # an epoch is 4 passes over the clips (the quickstart's measured budget)
             "hard_from_epoch": 8,
             "batch_size": 16,
         },
@@ -91,6 +92,7 @@ class AVTS(PretrainMethod):
             "embed_dim": 512,  # MC3's pooled width; the paper gives no embedding size
             "lr": 0.01,  # the paper picks it by grid search and does not report it
             "epochs": 90,
+            "pairs_per_clip": 1,  # an epoch is one pass over the clips, as the paper's 90 epochs
             "hard_from_epoch": 50,
             "batch_size": 16,  # per device (the paper: 4 GPUs x 16)
         },
