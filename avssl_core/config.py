@@ -355,7 +355,7 @@ class AblateConfig:
     preset: str = "tiny"  # the method preset every trial starts from
     epochs: int | None = 3  # the tiny budget per trial; None: the preset's
     max_steps: int | None = None  # optimizer steps per trial; None: all epochs
-    pairs_per_clip: int | None = 2  # None: pretrain.pairs_per_clip
+    pairs_per_clip: int | None = 2  # None: pretrain.pairs_per_clip (itself None: the preset's)
     val_pairs: int | None = 64  # None: pretrain.val_pairs
     batch_size: int | None = None  # None: pretrain.train.batch_size, else the preset's
     heartbeat_interval_s: int = 30  # a RUNNING trial whose worker stops beating ...
