@@ -203,7 +203,9 @@ class PretrainConfig:
     out_dir: str = "data/pretrain"  # runs go to <out_dir>/<method>/
     train_split: str = "train"
     val_split: str = "val"
-    pairs_per_clip: int = 4  # training pairs drawn per clip in an epoch
+    # Training pairs drawn per clip in an epoch; None: the preset's ("pairs_per_clip": 4 for tiny presets,
+    # 1 for paper presets, whose epoch is then one pass over the clips as in the papers).
+    pairs_per_clip: int | None = None
     val_pairs: int = 256  # fixed, seeded held-out pairs for pretext accuracy
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> preset overrides
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -353,7 +355,7 @@ class AblateConfig:
     preset: str = "tiny"  # the method preset every trial starts from
     epochs: int | None = 3  # the tiny budget per trial; None: the preset's
     max_steps: int | None = None  # optimizer steps per trial; None: all epochs
-    pairs_per_clip: int | None = 2  # None: pretrain.pairs_per_clip
+    pairs_per_clip: int | None = 2  # None: pretrain.pairs_per_clip (itself None: the preset's)
     val_pairs: int | None = 64  # None: pretrain.val_pairs
     batch_size: int | None = None  # None: pretrain.train.batch_size, else the preset's
     heartbeat_interval_s: int = 30  # a RUNNING trial whose worker stops beating ...

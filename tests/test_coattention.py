@@ -223,10 +223,15 @@ def test_preprocess_keeps_raw_stereo_and_rejects_mono():
     raw = {"video": torch.randint(0, 256, (m.video_frames, 128, 128, 3), dtype=torch.uint8),
            "audio": torch.rand(2, m.num_audio_samples + 3) - 0.5, "label": 1, "kind": 0, "index": 5, "clip": 2}
     prep = pickle.loads(pickle.dumps(m.preprocess(train=True)))  # runs in DataLoader workers
+    torch.manual_seed(0)
+    _, flipped = prep.clip.apply(raw["video"])
+    torch.manual_seed(0)
     out = prep(raw)
     assert out["video"].shape == (3, m.video_frames, hp["crop_size"], hp["crop_size"])
     assert out["audio"].shape == (2, m.num_audio_samples)
-    torch.testing.assert_close(out["audio"], raw["audio"][:, :m.num_audio_samples])  # no features, no norm
+    # No features, no norm; a horizontally flipped clip has its stereo channels swapped (issue 17 row 8).
+    expected = raw["audio"][:, :m.num_audio_samples]
+    torch.testing.assert_close(out["audio"], expected.flip(0) if flipped else expected)
     assert (out["label"], out["index"], out["clip"]) == (1, 5, 2)
     with pytest.raises(ValueError, match="stereo"):
         prep(dict(raw, audio=torch.zeros(1, m.num_audio_samples)))

@@ -209,6 +209,52 @@ def test_learning_rate_schedules():
     assert plateau == pytest.approx([0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.1, 0.1])
 
 
+def test_plateau_tracking_restarts_where_the_objective_changes():
+    # AVTS-like: patience 1, the easy stage's loss stalls once (x0.1 after epoch 3), then the hard stage
+    # (from epoch 5) has a higher loss that falls, then stalls. Without the restart every hard epoch is
+    # "worse than the easy best" and the rate keeps falling; with it the hard stage trains at the rate the
+    # easy stage ended with until its own loss stalls.
+    losses = [1.0, 0.6, 0.6, 0.6, 0.5, 0.9, 0.8, 0.7, 0.7, 0.7, 0.7]
+    hard_from = 5
+
+    def rates(restart: tuple[int, ...]) -> list[float]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        schedule = LearningRateSchedule(opt, OptimSpec("sgd", lr=1.0, schedule="plateau", plateau_patience=1,
+                                                       plateau_restart_epochs=restart), total_steps=1)
+        seen = []  # the rate each epoch trains at
+        for epoch, loss in enumerate(losses):
+            seen.append(opt.param_groups[0]["lr"])
+            schedule.after_epoch(loss)
+            schedule.before_epoch(epoch + 1)
+        return seen
+
+    restarted = rates((hard_from,))
+    assert restarted == pytest.approx([1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.01])
+    assert restarted[hard_from] == restarted[hard_from - 1]  # the hard stage starts at the easy stage's end rate
+    never = rates(())
+    assert never[:hard_from + 1] == restarted[:hard_from + 1]
+    assert never[hard_from:] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_a_short_run_crossing_the_switch_trains_the_new_stage_at_the_rate_the_old_one_ended_with(tmp_path):
+    # The toy's labels invert from epoch 3 (a new, harder objective: the loss jumps), the plateau
+    # tracking restarts there (patience 0: x0.1 after any epoch that does not improve).
+    def epoch_rates(restart: list[int]) -> tuple[list[float], list[float]]:
+        out = tmp_path / f"restart{restart}"
+        run_toy(out, epochs=5, flip_labels_from=3, overrides={"plateau_restart_epochs": restart, "warmup_steps": 0})
+        # An epoch record's rate is the one after that epoch's plateau step: the next epoch's rate.
+        records = _records(out, "epoch")
+        return [0.05] + [r["lr"] for r in records[:-1]], [r["train_loss"] for r in records]
+
+    restarted, losses = epoch_rates([3])
+    assert losses[3] > max(losses[:3])  # the switch raised the loss
+    assert restarted[3] == restarted[2]  # trained at the intended rate: where the first stage left it
+    assert restarted[4] == restarted[3]  # the new stage's first epoch is its own best, no decay
+    never, same_losses = epoch_rates([])
+    assert same_losses[:4] == losses[:4] and never[:4] == restarted[:4]
+    assert never[4] == pytest.approx(0.1 * restarted[4])  # without the restart the hard epoch counts as a stall
+
+
 def test_workers_start_from_a_forkserver_while_other_threads_run_and_train_identically(tmp_path):
     # A live service thread (as a Prefect flow run has) makes forking workers unsafe: the trainer then
     # starts them from a forkserver, and the run ends with the weights a forked-worker run ends with.

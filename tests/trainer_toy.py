@@ -36,9 +36,12 @@ class ToyAV(PretrainMethod):
     name = "toy_av"
     PRESETS = {
         "tiny": {"width": 8, "dropout": 0.2, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
-                 "schedule": "plateau", "plateau_patience": 0, "warmup_steps": 2},
+                 "schedule": "plateau", "plateau_patience": 0, "warmup_steps": 2,
+                 # a plateau restart inside the resume test's 3 epochs: resume across it stays exact
+                 "plateau_restart_epochs": [2]},
         "wide": {"width": 12, "dropout": 0.2, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
-                 "schedule": "cosine", "plateau_patience": 0, "warmup_steps": 0},
+                 "schedule": "cosine", "plateau_patience": 0, "warmup_steps": 0,
+                 "plateau_restart_epochs": []},
     }
 
     def __init__(self, preset: str = "tiny", **overrides) -> None:
@@ -59,7 +62,8 @@ class ToyAV(PretrainMethod):
     def optim_spec(self) -> OptimSpec:
         h = self.hparams
         return OptimSpec(name=h["optimizer"], lr=h["lr"], momentum=h["momentum"], schedule=h["schedule"],
-                         plateau_patience=h["plateau_patience"], warmup_steps=h["warmup_steps"])
+                         plateau_patience=h["plateau_patience"], warmup_steps=h["warmup_steps"],
+                         plateau_restart_epochs=tuple(h["plateau_restart_epochs"]))
 
     def uses_3d_convolutions(self) -> bool:
         return True
@@ -95,8 +99,10 @@ class ToyPairs(Dataset):
     """Items depend only on (epoch, index). ``broken`` indices fail to 'decode'; ``delay_s`` slows each
     item down so a test can kill a run between two checkpoints."""
 
-    def __init__(self, size: int, *, broken: tuple[int, ...] = (), delay_s: float = 0.0) -> None:
+    def __init__(self, size: int, *, broken: tuple[int, ...] = (), delay_s: float = 0.0,
+                 flip_labels_from: int | None = None) -> None:
         self.size, self.broken, self.delay_s = size, set(broken), delay_s
+        self.flip_labels_from = flip_labels_from  # from this epoch the labels are inverted: the loss jumps
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -114,10 +120,11 @@ class ToyPairs(Dataset):
             return {"_decode_error": f"clip_{index:03d}.mp4"}
         g = torch.Generator().manual_seed(10_000 * self.epoch + index)
         label = index % 2
+        flipped = self.flip_labels_from is not None and self.epoch >= self.flip_labels_from
         return {
             "video": torch.randn(VIDEO_SHAPE, generator=g) + 0.5 * label,
             "audio": torch.randn(1, AUDIO_SAMPLES, generator=g) + 0.5 * label,
-            "label": label,
+            "label": 1 - label if flipped else label,
             "kind": int(PairKind.POSITIVE) if label else int(PairKind.EASY),
             "index": index,
         }
@@ -152,14 +159,15 @@ class ToySampler:
 
 def run_toy(out_dir: Path, *, preset: str = "tiny", method_cls=ToyAV, dataset_size: int = 40,
             broken: tuple[int, ...] = (), delay_s: float = 0.0, val_size: int = 0,
-            overrides: dict | None = None, **cfg_fields):
+            overrides: dict | None = None, flip_labels_from: int | None = None, **cfg_fields):
     """Build the toy method (``overrides``: hyper-parameters) and data, train, return (method, summary)."""
     torch.manual_seed(0)  # the same initial weights in every process
     method = method_cls(preset, **(overrides or {}))
     fields = {"epochs": 3, "batch_size": 4, "device": "cpu", "seed": 7, "checkpoint_every_steps": 2,
               "keep_checkpoints": 0, "log_every_steps": 1, "deterministic": True, "progress": False}
     cfg = TrainConfig(**{**fields, **cfg_fields})
-    summary = train(method, ToyPairs(dataset_size, broken=broken, delay_s=delay_s), cfg=cfg, out_dir=out_dir,
+    summary = train(method, ToyPairs(dataset_size, broken=broken, delay_s=delay_s,
+                                                   flip_labels_from=flip_labels_from), cfg=cfg, out_dir=out_dir,
                     val_set=ToyPairs(val_size) if val_size else None, make_sampler=ToySampler,
                     collate=collate_with_failures)
     return method, summary

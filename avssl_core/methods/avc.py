@@ -61,6 +61,7 @@ class AVC(PretrainMethod):
             "window_s": 0.016,  # a 256-point FFT holds at most 16 ms at 16 kHz
             "channels": [16, 32, 64, 128],
             "batch_size": 32,
+            "pairs_per_clip": 4,  # pairs drawn per clip in an epoch (the quickstart's)
             "train_steps": 450,  # 600 reached 69% held-out; 450 keeps the quickstart under 15 minutes
         },
         # The AVC paper gives no image size; 224x224 crops from a 256-pixel short side are the usual
@@ -73,6 +74,7 @@ class AVC(PretrainMethod):
             "fft_size": 512,
             "channels": list(RESNET18_CHANNELS),
             "batch_size": 256,
+            "pairs_per_clip": 1,  # an epoch is one pass over the clips (the paper counts steps)
             "train_steps": 400_000,
         },
     }

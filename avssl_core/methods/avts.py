@@ -74,6 +74,7 @@ class AVTS(PretrainMethod):
             "lr": 0.001,
             "weight_decay": 0.0,
             "epochs": 12,
+            "pairs_per_clip": 4,  # an epoch is 4 passes over the clips (the quickstart's measured budget)
             "hard_from_epoch": 8,
             "batch_size": 16,
         },
@@ -91,6 +92,7 @@ class AVTS(PretrainMethod):
             "embed_dim": 512,  # MC3's pooled width; the paper gives no embedding size
             "lr": 0.01,  # the paper picks it by grid search and does not report it
             "epochs": 90,
+            "pairs_per_clip": 1,  # an epoch is one pass over the clips, as the paper's 90 epochs
             "hard_from_epoch": 50,
             "batch_size": 16,  # per device (the paper: 4 GPUs x 16)
         },
@@ -237,7 +239,12 @@ class AVTS(PretrainMethod):
         hp = self.hparams
         return OptimSpec(name=hp["optimizer"], lr=hp["lr"], momentum=hp["momentum"],
                          weight_decay=hp["weight_decay"], schedule="plateau",
-                         plateau_patience=hp["plateau_patience"])
+                         plateau_patience=hp["plateau_patience"],
+                         # AVTS Sec. 3.1 / 2.4: each curriculum stage (and the cross-entropy phase) is a new
+                         # objective, so the plateau tracking restarts there (see LearningRateSchedule).
+                         plateau_restart_epochs=tuple(sorted({e for e in (hp["hard_from_epoch"],
+                                                                         hp["finetune_ce_from_epoch"])
+                                                              if e is not None and e > 0})))
 
     def uses_3d_convolutions(self) -> bool:
         return True

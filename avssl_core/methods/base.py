@@ -56,6 +56,9 @@ class OptimSpec:
     schedule: str = "constant"  # "constant" | "cosine" | "plateau" (x0.1 when the loss stalls)
     plateau_patience: int = 5  # epochs (AVTS: x0.1 when the loss fails to decrease for > 5 epochs)
     warmup_steps: int = 0
+    # 0-based epochs where the objective changes (AVTS's curriculum stages): the plateau tracking starts
+    # afresh there, since the new objective's losses are not comparable with the old one's best.
+    plateau_restart_epochs: tuple[int, ...] = ()
 
 
 class PretrainMethod(nn.Module):

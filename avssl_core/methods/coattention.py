@@ -114,6 +114,7 @@ class CoAttention(PretrainMethod):
             # 12 epochs: the loss leaves 0.69 only after ~120 steps; at 8 epochs the held-out accuracy
             # was 72-73% in some runs and 60% in another, at 12 it was 75% shifted / 80% easy.
             "epochs": 12,
+            "pairs_per_clip": 4,  # an epoch is 4 passes over the clips (the quickstart's measured budget)
             "batch_size": 16,
         },
         # Sec. 3.1-3.2: 4.2 s windows, frames resized to 256 and randomly cropped to 224, 21 kHz stereo
@@ -143,6 +144,7 @@ class CoAttention(PretrainMethod):
             "audio_widths": list(AUDIO_WIDTHS),
             "audio_strides": list(AUDIO_STRIDES),
             "epochs": 113,
+            "pairs_per_clip": 1,  # an epoch is one pass over the clips: 113 epochs are the 113 passes above
             "batch_size": 32,
         },
     }
@@ -305,4 +307,9 @@ class WaveformPairPreprocess:
             raise ValueError(f"coattention: audio must be [{self.channels}, samples] (stereo: the PairSpec asks for "
                              f"{self.channels} channels), got {tuple(audio.shape)}")
         audio = fit_length(audio.float(), self.num_samples, tolerance=self.tolerance)
-        return {"video": self.clip(sample["video"]), "audio": audio.contiguous(), **pair_identity(sample)}
+        video, flipped = self.clip.apply(sample["video"])
+        if flipped and self.channels == 2:
+            # A mirrored scene is heard mirrored: left and right swap with the frames, so the panning cue
+            # the stereo encoder can use still points at the source (Sec. 3.2: stereo input).
+            audio = audio.flip(0)
+        return {"video": video, "audio": audio.contiguous(), **pair_identity(sample)}

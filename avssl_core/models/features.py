@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 from torch import nn
+from torchvision.transforms import ColorJitter
+from torchvision.transforms import functional as TF
 
 from avssl_core.errors import DataError
 
@@ -223,18 +225,35 @@ class ClipTransform:
     1/2. Evaluation: the centre ``size`` square after the short-side resize. The same crop and flip
     apply to every frame of a clip. The resize and crop are done as one interpolation of the source
     region, which is equivalent and cheaper than resizing the whole frame first.
+
+    ``color_jitter`` (brightness, contrast, saturation, hue; training only): with probability
+    ``color_jitter_p`` torchvision's ColorJitter (its factor ranges and random order of the four
+    adjustments, drawn by ``ColorJitter.get_params``) is applied with one draw for the whole clip, so
+    every frame gets the same adjustment. The draws come from torch's RNG after the crop's and flip's,
+    which the pair dataset seeds per (seed, epoch, index): a sample stays exact, and transforms
+    without jitter draw what they drew before.
     """
 
     def __init__(self, *, short_side: int, size: int, train: bool, mean: torch.Tensor,
-                 std: torch.Tensor, scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66)) -> None:
+                 std: torch.Tensor, scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
+                 color_jitter: Sequence[float] | None = None, color_jitter_p: float = 1.0) -> None:
         if size > short_side:
             raise ValueError(f"crop size {size} exceeds the resized short side {short_side}")
         self.short_side, self.size, self.train = short_side, size, train
         self.scales = tuple(scales)
+        if color_jitter is not None and len(color_jitter) != 4:
+            raise ValueError(f"color_jitter must be (brightness, contrast, saturation, hue), got {color_jitter}")
+        # ColorJitter checks the ranges (e.g. hue <= 0.5) and turns each strength into its factor range.
+        self.jitter = ColorJitter(*color_jitter) if color_jitter is not None else None
+        self.jitter_p = float(color_jitter_p)
         self.mean = mean.reshape(3, 1, 1, 1).float()
         self.std = std.reshape(3, 1, 1, 1).float()
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        return self.apply(video)[0]
+
+    def apply(self, video: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """(the transformed clip, whether it was flipped): a stereo preprocess swaps its channels then."""
         if video.dim() != 4 or video.shape[-1] != 3 or video.dtype != torch.uint8:
             raise ValueError(f"video must be uint8 [T, H, W, 3], got {video.dtype} {tuple(video.shape)}")
         _, h, w, _ = video.shape
@@ -254,8 +273,27 @@ class ClipTransform:
                               antialias=side > self.size)
         if flip:
             x = x.flip(-1)
+        if self.train and self.jitter is not None and bool(torch.rand(()).item() < self.jitter_p):
+            x = self._color_jitter(x)
         x = x.permute(1, 0, 2, 3)  # [3, T, size, size]
-        return ((x - self.mean) / self.std).contiguous()
+        return ((x - self.mean) / self.std).contiguous(), flip
+
+    def _color_jitter(self, frames: torch.Tensor) -> torch.Tensor:
+        """[T, 3, H, W] in [0, 1]: one ColorJitter draw applied to every frame (frames are a batch to
+        torchvision's functional ops)."""
+        j = self.jitter
+        order, brightness, contrast, saturation, hue = ColorJitter.get_params(
+            j.brightness, j.contrast, j.saturation, j.hue)
+        for fn in order.tolist():
+            if fn == 0 and brightness is not None:
+                frames = TF.adjust_brightness(frames, brightness)
+            elif fn == 1 and contrast is not None:
+                frames = TF.adjust_contrast(frames, contrast)
+            elif fn == 2 and saturation is not None:
+                frames = TF.adjust_saturation(frames, saturation)
+            elif fn == 3 and hue is not None:
+                frames = TF.adjust_hue(frames, hue)
+        return frames
 
 
 # --------------------------------------------------------------------------------------------------

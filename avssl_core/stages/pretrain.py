@@ -117,6 +117,19 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def pairs_per_clip(cfg: Config, method: PretrainMethod) -> int:
+    """Training pairs drawn per clip in an epoch: ``pretrain.pairs_per_clip``, or the preset's when unset.
+
+    Paper presets draw 1, so an epoch is one pass over the training clips as the papers count epochs
+    (and the plateau patience counts passes); tiny presets draw 4, the budget their epochs were tuned on.
+    """
+    value = cfg.pretrain.pairs_per_clip
+    value = int(method.hparams["pairs_per_clip"]) if value is None else int(value)
+    if value < 1:
+        raise ConfigError(f"pretrain.pairs_per_clip must be >= 1, got {value}")
+    return value
+
+
 def run_key(cfg: Config, method: PretrainMethod, tcfg) -> str:
     """A run folder per (method, preset, hyper-parameters, trainer settings, pairs, clip index, code): the same
     command resumes its own run, and a changed parameter starts a new one instead of resuming a run
@@ -124,7 +137,7 @@ def run_key(cfg: Config, method: PretrainMethod, tcfg) -> str:
     settings = {k: v for k, v in dataclasses.asdict(tcfg).items() if k not in _NON_RESULT_SETTINGS}
     pc = cfg.pretrain
     index_csv = Path(cfg.paths.clips_dir) / "index.csv"
-    blob = json.dumps({"signature": method.signature(), "train": settings, "code": code_fingerprint(), "pairs_per_clip": pc.pairs_per_clip,
+    blob = json.dumps({"signature": method.signature(), "train": settings, "code": code_fingerprint(), "pairs_per_clip": pairs_per_clip(cfg, method),
                        "splits": [pc.train_split, pc.val_split], "val_pairs": pc.val_pairs,
                        "index_sha256": hashlib.sha256(index_csv.read_bytes()).hexdigest()},
                       sort_keys=True, default=str)
@@ -213,7 +226,7 @@ def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
 
     index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.train_split)
     spec = method.pair_spec()
-    sampler = PairSampler(index, spec, pc.train.seed, samples_per_epoch=pc.pairs_per_clip * len(index))
+    sampler = PairSampler(index, spec, pc.train.seed, samples_per_epoch=pairs_per_clip(cfg, method) * len(index))
     if hasattr(method, "fit_normalization"):
         # Z-normalisation statistics from a random 20% of the training pairs (AVTS Sec. 3.1); they are
         # buffers of the method, so they travel in checkpoints and in model.pt.

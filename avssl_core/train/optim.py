@@ -4,7 +4,8 @@ Schedules:
   constant  the base rate (after warmup)
   cosine    half a cosine from the base rate to 0 over the run's optimizer steps (after warmup)
   plateau   x0.1 when the epoch's mean training loss has not improved for ``plateau_patience`` epochs
-            (torch's ReduceLROnPlateau, stepped once per epoch)
+            (torch's ReduceLROnPlateau, stepped once per epoch); at each of ``plateau_restart_epochs``
+            the tracking restarts (best loss and bad-epoch count forgotten), the rate stays where it is
 Warmup (``warmup_steps`` > 0) ramps linearly up to the base rate first, for every schedule.
 """
 
@@ -66,6 +67,21 @@ class LearningRateSchedule:
     def after_epoch(self, mean_loss: float) -> None:
         if self.per_epoch is not None:
             self.per_epoch.step(mean_loss)
+
+    def before_epoch(self, epoch: int) -> None:
+        """Called when ``epoch`` (0-based) is next; the trainer calls it before saving the epoch-end
+        checkpoint, so a resumed run holds the restarted tracking too.
+
+        Why restart: AVTS Sec. 3.1 scales the rate by 0.1 when the loss fails to decrease for 5 epochs,
+        and its second curriculum stage (Sec. 2.4) fine-tunes on 25% hard negatives, whose loss is
+        higher than the easy stage's best. Compared with that best, every hard epoch would count as a
+        failure to decrease and the rate would fall x0.1 every 6 epochs through the whole stage (to
+        about 1e-8 over AVTS's 40 hard epochs). Restarted, the hard stage starts at the rate the easy
+        stage ended with and decays only when its own loss stalls.
+        """
+        sched = self.per_epoch
+        if sched is not None and epoch in self.spec.plateau_restart_epochs:
+            sched.best, sched.num_bad_epochs, sched.cooldown_counter = sched.mode_worse, 0, 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"per_step": self.per_step.state_dict(),

@@ -476,6 +476,7 @@ class _Trainer:
         mean_loss = loss_sum / count if count else math.nan
         if count:
             self.schedule.after_epoch(mean_loss)
+        self.schedule.before_epoch(self.epoch + 1)
         self._check_failures()
         record: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step, "train_loss": mean_loss,
                                   "lr": self._lr(), "curriculum_stage": self._curriculum_stage()}
