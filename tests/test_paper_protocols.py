@@ -41,6 +41,7 @@ def test_paper_values_of_cmac_and_coattention():
     co = resolve(ec, "coattention")
     assert (co.config.action.optimizer, co.config.action.lr, co.config.action.test_clips) == ("adam", 3e-5, 25)
     assert (co.action.iterations, co.action.lr_step, co.action.lr_gamma, co.action.dropout) == (30000, 10000, 0.5, 0.5)
+    assert co.config.action.modality == "audio_visual"  # Sec. 4: the audio and visual outputs concatenated
     small = resolve(load_config(None, ["evaluate.protocol=paper", "evaluate.paper_max.iterations=6"]).evaluate,
                     "coattention")
     assert (small.action.iterations, small.action.lr_step) == (6, 2)  # halving keeps its share of the run

@@ -7,9 +7,10 @@ video are classified and their softmax scores averaged. clip@1 is top-1 accuracy
 over test videos. The same protocol from random initialisation (same architecture, seed and inputs) is the
 baseline. ``modality="audio_visual"`` concatenates the video and audio features and classifies them with
 FC 512 -> FC C (AVTS Sec. 3.3; co-attention Sec. 5); ``"video"`` puts one linear layer on the video features.
-What is fine-tuned is the method's ``downstream_video_model(modality)`` (co-attention: its whole fusion stack).
-The paper protocol (eval/paper_protocols.py) may ask for two FC layers with dropout whatever the modality, a
-step schedule, and a number of optimiser steps in place of whole epochs.
+The quick protocol fine-tunes the method's ``backbone_features(modality)``; the paper protocol
+(eval/paper_protocols.py) its ``downstream_video_model(modality)`` (co-attention: encoders and co-attention
+stack), and may ask for two FC layers with dropout whatever the modality, a step schedule, and a number of
+optimiser steps in place of whole epochs.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from avssl_core.pretext.dataset import FAILED_KEY, batch_size_of, collate_skippi
 
 MODALITIES = ("video", "audio_visual")
 HEADS = ("auto", "two_fc")
+FINE_TUNED = ("backbones", "paper")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class FineTuneSettings:
     iterations: int | None = None  # stop after this many optimiser steps (None: every epoch's windows)
     lr_step: int | None = None  # multiply the rate by lr_gamma every lr_step steps (None: constant)
     lr_gamma: float = 1.0
+    model: str = "backbones"  # backbones: backbone_features (quick) | paper: downstream_video_model
 
 
 def labelled_subset(items: Sequence[LabelledMedia], groups_per_class: int, seed: int) -> tuple[LabelledMedia, ...]:
@@ -72,14 +75,18 @@ class ClipClassifier(nn.Module):
     """A method's downstream model (a deep copy: the method itself is left as it was) and a new classifier."""
 
     def __init__(self, method: PretrainMethod, num_classes: int, modality: str, head_dim: int,
-                 example: dict[str, torch.Tensor], *, head: str = "auto", dropout: float = 0.0) -> None:
+                 example: dict[str, torch.Tensor], *, head: str = "auto", dropout: float = 0.0,
+                 model: str = "backbones") -> None:
         super().__init__()
         if modality not in MODALITIES:
             raise ValueError(f"action recognition modality {modality!r}: choose one of {MODALITIES}")
         if head not in HEADS:
             raise ValueError(f"action recognition head {head!r}: choose one of {HEADS}")
         self.modality = modality
-        self.features = copy.deepcopy(method.downstream_video_model(modality))
+        if model not in FINE_TUNED:
+            raise ValueError(f"fine-tuned model {model!r}: choose one of {FINE_TUNED}")
+        chosen = method.backbone_features(modality) if model == "backbones" else method.downstream_video_model(modality)
+        self.features = copy.deepcopy(chosen)
         width = self._features(example, probe=True).shape[1]
         if head == "auto" and modality == "video":
             self.head = nn.Linear(width, num_classes)
@@ -128,7 +135,7 @@ def fine_tune(method: PretrainMethod, train_set: WindowSet, test_set: WindowSet,
     on ``test_set``; returns {"clip@1", "video@1", "train_loss", "test_clips", "test_videos"}."""
     torch.manual_seed(settings.seed)  # the new head's weights: the same for the pretrained and scratch runs
     model = ClipClassifier(method, num_classes, settings.modality, settings.head_dim, first_good(train_set),
-                           head=settings.head, dropout=settings.dropout).to(device)
+                           head=settings.head, dropout=settings.dropout, model=settings.model).to(device)
     optimizer = _optimizer(model, settings)
     schedule = (torch.optim.lr_scheduler.StepLR(optimizer, settings.lr_step, settings.lr_gamma)
                 if settings.lr_step else None)

@@ -42,6 +42,7 @@ class ActionPreset:
     dropout: float = 0.0
     colour_jitter: float = 0.0  # strength of the fine-tuning colour jitter (eval/jitter.py); 0: none
     clip_seconds: float | None = None  # the paper's clip; None: the method's window (see ``gaps``)
+    modality: str | None = None  # video | audio_visual; None: evaluate.action.modality
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,16 @@ PRESETS: dict[str, PaperPreset] = {
                    "iterations, batch 16, 2.56 s clips, 25 test sub-clips",
             layer="encoders + co-attention stack, concatenated final audio and visual outputs, FC 512 -> FC C",
             optimizer="adam", lr=3e-5, batch_size=16, iterations=30_000, lr_step=10_000, lr_gamma=0.5,
-            clips_per_video=1, test_clips=25, head="two_fc", dropout=0.5, clip_seconds=2.56),
+            clips_per_video=1, test_clips=25, head="two_fc", dropout=0.5, clip_seconds=2.56,
+            modality="audio_visual"),
         audio=AudioPreset(
             source="not in the co-attention paper (no audio classification): CMAC Sec. 4.5's sub-clips",
             layer="embedding", classifier="logistic",
             subclips={"esc50": (10, 2.0), "synthetic": (10, 2.0), "dcase": (60, 1.0)}),
         retrieval_clips=10, retrieval_source="not in the co-attention paper: CMAC Sec. 4.2's 10 clips per video",
-        gaps=("clips are the model's own window (tiny 2 s, paper 4.2 s), not 2.56 s: the audio position "
+        gaps=("the vision-only variant is the pretrained vision-only model (pretrain hparam vision_only), whose "
+              "co-attention stack runs as self-attention with the audio half zero",
+              "clips are the model's own window (tiny 2 s, paper 4.2 s), not 2.56 s: the audio position "
               "embeddings and the fusion are sized by the window", "no audio classification or retrieval in the "
               "paper")),
     "cmac": PaperPreset(
@@ -155,7 +159,7 @@ def resolve(ec: EvaluateConfig, method: str) -> Resolved:
 
     count, seconds = aud.subclips[ec.audio.dataset]
     action = dataclasses.replace(
-        ec.action, optimizer=act.optimizer, lr=act.lr, momentum=act.momentum, weight_decay=act.weight_decay,
+        ec.action, modality=act.modality or ec.action.modality, optimizer=act.optimizer, lr=act.lr, momentum=act.momentum, weight_decay=act.weight_decay,
         batch_size=act.batch_size, epochs=capped(act.epochs or 1, cap.epochs, "epochs"),
         clips_per_video=capped(act.clips_per_video, cap.clips, "training clips/video"),
         test_clips=capped(act.test_clips, cap.clips, "test clips/video"))

@@ -128,13 +128,18 @@ class PretrainMethod(nn.Module):
         """A module: preprocessed ``batch["audio"]`` tensor -> [B, D] features. Default: ``audio_net``."""
         return self._network("audio_net")
 
-    def downstream_video_model(self, modality: str) -> nn.Module:
-        """What action recognition fine-tunes: a module, preprocessed batch dict -> [B, D] features.
-        ``modality`` "video": the video backbone; "audio_visual": the video and audio backbones'
-        features concatenated. A method whose paper fine-tunes more (co-attention: its fusion stack)
-        overrides this."""
+    def backbone_features(self, modality: str) -> nn.Module:
+        """A module, preprocessed batch dict -> [B, D]: ``modality`` "video": the video backbone;
+        "audio_visual": the video and audio backbones' features concatenated (the quick protocol's
+        fine-tuning model)."""
         audio = self.audio_backbone() if modality == "audio_visual" else None
         return BackboneFeatures(self.video_backbone(), audio)
+
+    def downstream_video_model(self, modality: str) -> nn.Module:
+        """What the paper protocol's action recognition fine-tunes (same contract as ``backbone_features``).
+        Default: ``backbone_features``; a method whose paper fine-tunes more (co-attention: its
+        co-attention stack) overrides this."""
+        return self.backbone_features(modality)
 
     def downstream_audio_features(self, layer: str) -> nn.Module:
         """Frozen audio features for the audio classification probe: preprocessed ``batch["audio"]`` ->

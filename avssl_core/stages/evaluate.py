@@ -322,7 +322,7 @@ class _Suite:
                                     weight_decay=ac.weight_decay, head_dim=ac.head_dim, seed=self.ec.seed,
                                     **({} if paper is None else {
                                         "head": paper.head, "dropout": paper.dropout, "iterations": paper.iterations,
-                                        "lr_step": paper.lr_step, "lr_gamma": paper.lr_gamma}))
+                                        "lr_step": paper.lr_step, "lr_gamma": paper.lr_gamma, "model": "paper"}))
         jitter = self.protocol.colour_jitter
         reader = self.reader(True, audio_visual)
         per_split: dict[str, dict] = {}
