@@ -185,7 +185,7 @@ def table() -> list[dict[str, str]]:
     rows = []
     for method, p in PRESETS.items():
         a = p.action
-        length = f"{a.clip_seconds} s (paper)" if a.clip_seconds else "the method's window"
+        length = "the method's window" + (f" (paper: {a.clip_seconds} s)" if a.clip_seconds else "")
         schedule = (f"{a.iterations} iterations, x{a.lr_gamma} every {a.lr_step}" if a.iterations
                     else f"{a.epochs} epochs")
         rows.append({"method": method, "task": "action_recognition", "layer": a.layer,
