@@ -121,7 +121,8 @@ def test_run_evaluate_paper_protocol_end_to_end(tiny_clips, tmp_path, method):
     metrics = run_evaluate(cfg, method)
     on_disk = json.loads((tmp_path / "metrics" / f"{method}.json").read_text())
     assert on_disk["protocol"] == f"paper:{method}"
-    for task in ("action_recognition", "audio_probe", "retrieval_video"):
+    tasks = ("action_recognition", "audio_probe", "retrieval_video") + (("retrieval_cross",) if method == "avts" else ())
+    for task in tasks:
         assert on_disk["tasks"][task]["protocol"].startswith(f"paper:{method} [capped:")
     audio = on_disk["tasks"]["audio_probe"]["protocol"]
     action = on_disk["tasks"]["action_recognition"]["protocol"]

@@ -476,9 +476,11 @@ class _Suite:
                                                  metric=rc.cross_distance, groups=rows)
         skipped = {str(items[k].path) for k in {**skip, **pairs.failed_items}}
         return {"dataset": f"{self.index_csv} split '{ec.split}' ({len(items)} clips x {rc.clips_per_video} windows)",
-                "protocol": f"{rc.clips_per_video} uniformly spaced audio-visual windows per clip, each window one item; "
-                            f"method's embed_video/embed_audio, {rc.cross_distance} distance; a2v/v2a: the correct "
-                            f"item is the query's own pair; a2a/v2v: same class, the query's own clip excluded; R@{rc.ks}, median rank",
+                "protocol": self.named(
+                    f"{rc.clips_per_video} uniformly spaced audio-visual windows per clip, each window one item; "
+                    f"method's embed_video/embed_audio, {rc.cross_distance} distance; a2v/v2a: the correct "
+                    f"item is the query's own pair; a2a/v2v: same class, the query's own clip excluded; R@{rc.ks}, "
+                    f"median rank"),
                 **result, "skipped": len(skipped)}
 
     # -- audio ----------------------------------------------------------------------------------------------
