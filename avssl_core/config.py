@@ -278,6 +278,15 @@ class EvalFrozenConfig:
 
 
 @dataclass
+class EvalPaperMaxConfig:
+    """Caps on the paper protocol's sizes, for small runs (null: the paper's value); named in the metrics."""
+
+    epochs: int | None = None  # fine-tuning epochs
+    iterations: int | None = None  # fine-tuning steps (co-attention; its lr halving scales with the cap)
+    clips: int | None = None  # every clip count: training/test clips per video, audio sub-clips, retrieval clips
+
+
+@dataclass
 class EvalLocalizationConfig:
     max_clips: int = 24  # evaluation-split clips with boxes scored per method
     # Frame size (pixels) the maps are computed on, for methods whose networks take any size (finer maps);
@@ -308,6 +317,10 @@ class EvaluateConfig:
     audio: EvalAudioConfig = field(default_factory=EvalAudioConfig)
     retrieval: EvalRetrievalConfig = field(default_factory=EvalRetrievalConfig)
     localization: EvalLocalizationConfig = field(default_factory=EvalLocalizationConfig)
+    # quick: the settings above | paper: each method's paper protocol (avssl_core/eval/paper_protocols.py)
+    # in place of the action, audio and retrieval settings, capped by paper_max.
+    protocol: str = "quick"
+    paper_max: EvalPaperMaxConfig = field(default_factory=EvalPaperMaxConfig)
 
 
 RETRAIN_DIRECTIONS = ("maximize", "minimize")

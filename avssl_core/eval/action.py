@@ -7,6 +7,10 @@ video are classified and their softmax scores averaged. clip@1 is top-1 accuracy
 over test videos. The same protocol from random initialisation (same architecture, seed and inputs) is the
 baseline. ``modality="audio_visual"`` concatenates the video and audio features and classifies them with
 FC 512 -> FC C (AVTS Sec. 3.3; co-attention Sec. 5); ``"video"`` puts one linear layer on the video features.
+The quick protocol fine-tunes the method's ``backbone_features(modality)``; the paper protocol
+(eval/paper_protocols.py) its ``downstream_video_model(modality)`` (co-attention: encoders and co-attention
+stack), and may ask for two FC layers with dropout whatever the modality, a step schedule, and a number of
+optimiser steps in place of whole epochs.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from avssl_core.methods.base import PretrainMethod
 from avssl_core.pretext.dataset import FAILED_KEY, batch_size_of, collate_skipping_failures
 
 MODALITIES = ("video", "audio_visual")
+HEADS = ("auto", "two_fc")
+FINE_TUNED = ("backbones", "paper")
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,14 @@ class FineTuneSettings:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-3  # CMAC Sec. 4.2
-    head_dim: int = 512  # audio_visual only: the hidden FC
+    head_dim: int = 512  # the hidden FC of a two-layer head
     seed: int = 0
+    head: str = "auto"  # auto: linear (video) or FC -> FC (audio_visual) | two_fc: FC -> FC always
+    dropout: float = 0.0  # before each FC of a two-layer head (co-attention Sec. 4: 0.5)
+    iterations: int | None = None  # stop after this many optimiser steps (None: every epoch's windows)
+    lr_step: int | None = None  # multiply the rate by lr_gamma every lr_step steps (None: constant)
+    lr_gamma: float = 1.0
+    model: str = "backbones"  # backbones: backbone_features (quick) | paper: downstream_video_model
 
 
 def labelled_subset(items: Sequence[LabelledMedia], groups_per_class: int, seed: int) -> tuple[LabelledMedia, ...]:
@@ -60,38 +72,38 @@ def labelled_subset(items: Sequence[LabelledMedia], groups_per_class: int, seed:
 
 
 class ClipClassifier(nn.Module):
-    """A method's backbone(s) (deep copies: the method itself is left as it was) and a new classifier."""
+    """A method's downstream model (a deep copy: the method itself is left as it was) and a new classifier."""
 
     def __init__(self, method: PretrainMethod, num_classes: int, modality: str, head_dim: int,
-                 example: dict[str, torch.Tensor]) -> None:
+                 example: dict[str, torch.Tensor], *, head: str = "auto", dropout: float = 0.0,
+                 model: str = "backbones") -> None:
         super().__init__()
         if modality not in MODALITIES:
             raise ValueError(f"action recognition modality {modality!r}: choose one of {MODALITIES}")
+        if head not in HEADS:
+            raise ValueError(f"action recognition head {head!r}: choose one of {HEADS}")
         self.modality = modality
-        self.video = copy.deepcopy(method.video_backbone())
-        self.audio = copy.deepcopy(method.audio_backbone()) if modality == "audio_visual" else None
+        if model not in FINE_TUNED:
+            raise ValueError(f"fine-tuned model {model!r}: choose one of {FINE_TUNED}")
+        chosen = method.backbone_features(modality) if model == "backbones" else method.downstream_video_model(modality)
+        self.features = copy.deepcopy(chosen)
         width = self._features(example, probe=True).shape[1]
-        if self.audio is None:
+        if head == "auto" and modality == "video":
             self.head = nn.Linear(width, num_classes)
         else:
-            self.head = nn.Sequential(nn.Linear(width, head_dim), nn.ReLU(inplace=True),
-                                      nn.Linear(head_dim, num_classes))
+            drop = [nn.Dropout(dropout)] if dropout > 0 else []  # only when asked: p=0 keeps the quick runs as they were
+            self.head = nn.Sequential(*drop, nn.Linear(width, head_dim), nn.ReLU(inplace=True),
+                                      *drop, nn.Linear(head_dim, num_classes))
 
     def _features(self, batch: dict[str, torch.Tensor], probe: bool = False) -> torch.Tensor:
         if probe:  # the feature width, without touching batch-norm statistics
-            modules = [m for m in (self.video, self.audio) if m is not None]
-            modes = [m.training for m in modules]
-            for m in modules:
-                m.eval()
+            mode = self.features.training
+            self.features.eval()
             with torch.no_grad():
-                out = self._features(batch)
-            for m, mode in zip(modules, modes, strict=True):
-                m.train(mode)
+                out = self.features(batch)
+            self.features.train(mode)
             return out
-        feats = self.video(batch["video"])
-        if self.audio is not None:
-            feats = torch.cat([feats, self.audio(batch["audio"])], dim=1)
-        return feats
+        return self.features(batch)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(self._features(batch))
@@ -122,17 +134,24 @@ def fine_tune(method: PretrainMethod, train_set: WindowSet, test_set: WindowSet,
     """Train a classifier on ``train_set`` (windows of every epoch; ``Window.epoch`` says which) and test it
     on ``test_set``; returns {"clip@1", "video@1", "train_loss", "test_clips", "test_videos"}."""
     torch.manual_seed(settings.seed)  # the new head's weights: the same for the pretrained and scratch runs
-    model = ClipClassifier(method, num_classes, settings.modality, settings.head_dim,
-                           first_good(train_set)).to(device)
+    model = ClipClassifier(method, num_classes, settings.modality, settings.head_dim, first_good(train_set),
+                           head=settings.head, dropout=settings.dropout, model=settings.model).to(device)
     optimizer = _optimizer(model, settings)
+    schedule = (torch.optim.lr_scheduler.StepLR(optimizer, settings.lr_step, settings.lr_gamma)
+                if settings.lr_step else None)
     epochs = sorted({w.epoch for w in train_set.windows})
     last_loss = float("nan")
+    steps = 0
     for epoch in epochs:
+        if settings.iterations is not None and steps >= settings.iterations:
+            break
         rows = [i for i, w in enumerate(train_set.windows) if w.epoch == epoch]
         order = np.random.default_rng([settings.seed, epoch]).permutation(rows).tolist()
         model.train()
         losses = []
         for start in range(0, len(order), settings.batch_size):
+            if settings.iterations is not None and steps >= settings.iterations:
+                break
             batch = collate_skipping_failures([train_set[i] for i in order[start:start + settings.batch_size]])
             batch.pop(FAILED_KEY, None)
             if batch_size_of(batch) < 2:  # batch norm needs two samples; a lone straggler is dropped
@@ -142,10 +161,13 @@ def fine_tune(method: PretrainMethod, train_set: WindowSet, test_set: WindowSet,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            steps += 1
+            if schedule is not None:
+                schedule.step()
             losses.append(float(loss.detach()))
         last_loss = float(np.mean(losses)) if losses else float("nan")
     return {**evaluate_classifier(model, test_set, batch_size=settings.batch_size, device=device),
-            "train_loss": last_loss}
+            "train_loss": last_loss, "steps": steps, "final_lr": float(optimizer.param_groups[0]["lr"])}
 
 
 @torch.no_grad()

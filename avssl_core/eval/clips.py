@@ -248,6 +248,30 @@ def centred_windows(reader: ClipReader, items: Sequence[LabelledMedia], n: int,
     return windows
 
 
+def subclip_windows(reader: ClipReader, items: Sequence[LabelledMedia], n: int, seconds: float,
+                    skipped: dict[int, str]) -> tuple[list[Window], int]:
+    """``n`` uniformly spaced sub-clips of ``seconds`` per file, each tiled by ``k`` consecutive windows of
+    the method's audio length (its networks take that length only), k = max(1, round(seconds / window)):
+    (windows, file by file and sub-clip by sub-clip, k). The caller averages each sub-clip's k windows. A
+    file too short for one sub-clip, or that cannot be opened, goes to ``skipped``."""
+    window = reader.spec.audio_seconds
+    k = max(1, round(seconds / window))
+    span = max(seconds, k * window)
+    windows = []
+    for i, item in enumerate(items):
+        try:
+            info = reader.info(item)
+            centres = uniform_centres(info.duration_s, span, n)
+        except DecodeError as exc:
+            skipped[i] = str(exc)
+            continue
+        except ValueError as exc:
+            skipped[i] = f"{item.path}: {exc}"
+            continue
+        windows += [Window(i, c + (j - (k - 1) / 2) * window) for c in centres for j in range(k)]
+    return windows, k
+
+
 def random_windows(reader: ClipReader, items: Sequence[LabelledMedia], per_item: int, epochs: int, seed: int,
                    skipped: dict[int, str]) -> list[Window]:
     """``per_item`` windows per file and epoch at random centres drawn from (seed, epoch, file)."""

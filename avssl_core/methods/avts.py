@@ -170,6 +170,13 @@ class AVTS(PretrainMethod):
         """[B, 1, frames, bands] normalised filterbanks -> [B, embed_dim]."""
         return self.audio_net(batch["audio"])
 
+    def downstream_audio_features(self, layer: str) -> nn.Module:
+        """``"conv5"`` (Sec. 3.3: the audio classifiers read conv_5 of the audio subnetwork): the conv5
+        map averaged over time and over four frequency bands; otherwise the base's layers."""
+        if layer == "conv5":
+            return Conv5Features(self.audio_net)
+        return super().downstream_audio_features(layer)
+
     @torch.no_grad()
     def localization_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, 1, H/16, W/16]: the final FC applied at each position of the middle time step of MC3's
@@ -248,3 +255,21 @@ class AVTS(PretrainMethod):
 
     def uses_3d_convolutions(self) -> bool:
         return True
+
+
+class Conv5Features(nn.Module):
+    """[B, 1, frames, bands] filterbanks -> [B, C5 * 4]: conv_5 activations (before pool5) averaged over
+    time, and over four equal frequency bands. Time is averaged so that any sub-clip length gives the same
+    width and a sub-clip tiled by several windows averages to its conv_5 mean; four bands are kept because
+    which part of the spectrum is active separates sound classes, and a full average would discard it
+    (the paper feeds the activations to a linear SVM without saying how they are arranged)."""
+
+    BANDS = 4
+
+    def __init__(self, audio_net: nn.Module) -> None:
+        super().__init__()
+        self.audio_net = audio_net
+        self.pool = nn.AdaptiveAvgPool2d((1, self.BANDS))
+
+    def forward(self, fbank: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.audio_net(fbank, return_map=True)), 1)

@@ -131,6 +131,27 @@ class PretrainMethod(nn.Module):
         """A module: preprocessed ``batch["audio"]`` tensor -> [B, D] features. Default: ``audio_net``."""
         return self._network("audio_net")
 
+    def backbone_features(self, modality: str) -> nn.Module:
+        """A module, preprocessed batch dict -> [B, D]: ``modality`` "video": the video backbone;
+        "audio_visual": the video and audio backbones' features concatenated (the quick protocol's
+        fine-tuning model)."""
+        audio = self.audio_backbone() if modality == "audio_visual" else None
+        return BackboneFeatures(self.video_backbone(), audio)
+
+    def downstream_video_model(self, modality: str) -> nn.Module:
+        """What the paper protocol's action recognition fine-tunes (same contract as ``backbone_features``).
+        Default: ``backbone_features``; a method whose paper fine-tunes more (co-attention: its
+        co-attention stack) overrides this."""
+        return self.backbone_features(modality)
+
+    def downstream_audio_features(self, layer: str) -> nn.Module:
+        """Frozen audio features for the audio classification probe: preprocessed ``batch["audio"]`` ->
+        [B, D]. ``layer`` "embedding": ``audio_backbone``; a method whose paper reads another layer (AVTS:
+        "conv5") overrides this."""
+        if layer == "embedding":
+            return self.audio_backbone()
+        raise ValueError(f"{self.name}: no audio feature layer {layer!r} (it has: 'embedding')")
+
     def resized(self, size: int) -> PretrainMethod:
         """The same weights seeing ``size``-pixel frames (the short side resized in the same proportion)
         in evaluation, for finer localization maps from fully convolutional networks. Refused where a
@@ -158,6 +179,21 @@ class PretrainMethod(nn.Module):
         (attention heads; 1 for class-activation-style maps), at the feature map's resolution; the
         evaluator resizes them to the frame."""
         raise NotImplementedError(f"{self.name}: no localization maps")
+
+
+class BackboneFeatures(nn.Module):
+    """Batch dict -> the video backbone's features, with the audio backbone's concatenated when given
+    (shares the backbones' weights)."""
+
+    def __init__(self, video: nn.Module, audio: nn.Module | None = None) -> None:
+        super().__init__()
+        self.video, self.audio = video, audio
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = self.video(batch["video"])
+        if self.audio is not None:
+            feats = torch.cat([feats, self.audio(batch["audio"])], dim=1)
+        return feats
 
 
 def hparams_hash(hparams: dict[str, Any]) -> str:

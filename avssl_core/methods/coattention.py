@@ -271,6 +271,12 @@ class CoAttention(PretrainMethod):
         """The waveform encoder with its FC, time steps averaged: [B, channels, samples] -> [B, hidden]."""
         return PooledEncoder(self.audio_net)
 
+    def downstream_video_model(self, modality: str) -> nn.Module:
+        """Sec. 4 (action recognition): the whole network up to the co-attention stack, whose final audio
+        and visual outputs are concatenated. ``modality`` "video" is the paper's vision-only model: the
+        audio stream is zero, so the stack's attention is self-attention and the audio half is zero."""
+        return CoAttentionOutputs(self, with_audio=modality == "audio_visual" and not self.hparams["vision_only"])
+
     @torch.no_grad()
     def localization_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, heads, h, w]: how the audio queries of the last AGA (or CMA) block spread their attention
@@ -284,6 +290,34 @@ class CoAttention(PretrainMethod):
         weights = attention.audio_over_visual  # [B, heads, Na, T'*h*w]
         b, heads, na, _ = weights.shape
         return weights.view(b, heads, na, t, h, w).sum(dim=3).mean(dim=2)
+
+
+class CoAttentionOutputs(nn.Module):
+    """Batch -> [B, 2 * hidden]: the co-attention stack's final audio and visual outputs, each averaged over
+    its tokens, concatenated (co-attention Sec. 4). Shares the method's encoders, position embeddings and
+    stack (the fine-tuning copies it); the pretext fusion FC is not part of it. Without audio the stack runs
+    on the visual tokens alone, as the pretrained vision-only model does, and the audio half is zero."""
+
+    def __init__(self, method: CoAttention, *, with_audio: bool) -> None:
+        super().__init__()
+        self.video_net, self.coattention = method.video_net, method.coattention
+        self.audio_net = method.audio_net if with_audio else None
+        self.audio_position = method.audio_position if with_audio else None
+        self.visual_time_position = method.visual_time_position
+        self.visual_space_position = method.visual_space_position
+        self.hidden = method.hparams["hidden"]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        v = self.video_net(batch["video"])  # [B, T', h, w, D]
+        b, t, h, w, d = v.shape
+        time_position = self.visual_time_position
+        if t != time_position.shape[0]:
+            time_position = _resample_time(time_position.unsqueeze(0), t).squeeze(0)
+        v = v + time_position[None, :, None, None] + self.visual_space_position.view(1, 1, h, w, d)
+        audio = None if self.audio_net is None else self.audio_net(batch["audio"]) + self.audio_position
+        audio, visual, _ = self.coattention(audio, v.reshape(b, t * h * w, d))
+        audio_out = audio.mean(dim=1) if audio is not None else visual.new_zeros(b, d)
+        return torch.cat([audio_out, visual.mean(dim=1)], dim=1)
 
 
 def _resample_time(x: torch.Tensor, length: int) -> torch.Tensor:

@@ -40,6 +40,7 @@ from avssl_core.eval.clips import (
     centred_windows,
     extract_features,
     random_windows,
+    subclip_windows,
 )
 from avssl_core.eval.export import export_esc50_layout, export_ucf101_layout
 from avssl_core.eval.frozen_probe import (
@@ -52,6 +53,7 @@ from avssl_core.eval.frozen_probe import (
 )
 from avssl_core.eval.frozen_probe import protocol as frozen_protocol
 from avssl_core.eval.intervals import bootstrap, compare
+from avssl_core.eval.jitter import ColourJittered
 from avssl_core.eval.layouts import (
     LabelledDataset,
     LabelledMedia,
@@ -60,6 +62,8 @@ from avssl_core.eval.layouts import (
     read_hmdb51,
     read_ucf101,
 )
+from avssl_core.eval.paper_protocols import PROTOCOLS as EVAL_PROTOCOLS
+from avssl_core.eval.paper_protocols import Resolved, resolve, steps_to_epochs
 from avssl_core.eval.pretext import evaluate_pretext
 from avssl_core.eval.retrieval import DISTANCES, class_ranks, cross_modal_retrieval, recall_and_median_rank
 from avssl_core.io_utils import write_json_atomic
@@ -157,6 +161,11 @@ def _check(ec: EvaluateConfig) -> None:
     if not fc.labelled_per_class or any(k is not None and k < 1 for k in fc.labelled_per_class):
         problems.append(f"evaluate.frozen.labelled_per_class must list values >= 1 or null, got "
                         f"{fc.labelled_per_class}")
+    if ec.protocol not in EVAL_PROTOCOLS:
+        problems.append(f"evaluate.protocol {ec.protocol!r}: choose one of {list(EVAL_PROTOCOLS)}")
+    for key, value in vars(ec.paper_max).items():
+        if value is not None and value < 1:
+            problems.append(f"evaluate.paper_max.{key} must be >= 1 or null, got {value}")
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -166,8 +175,9 @@ def _check(ec: EvaluateConfig) -> None:
 class _Suite:
     """Shared state of one evaluation: models, caches, skipped files, details."""
 
-    def __init__(self, cfg: Config, method: PretrainMethod, export_root: Path, out_dir: Path) -> None:
-        self.cfg, self.ec = cfg, cfg.evaluate
+    def __init__(self, cfg: Config, method: PretrainMethod, export_root: Path, out_dir: Path,
+                 protocol: Resolved) -> None:
+        self.cfg, self.ec, self.protocol = cfg, cfg.evaluate, protocol
         self.device = _device(self.ec.device)
         self.models: dict[str, PretrainMethod] = {"pretrained": method.to(self.device).eval()}
         if self.ec.scratch:
@@ -183,9 +193,17 @@ class _Suite:
         self._sets: dict[tuple, tuple[WindowSet, dict[int, str]]] = {}
         self._clip_features: dict[tuple, tuple[torch.Tensor, np.ndarray]] = {}
 
-    def windows(self, items, windows, reader, train: bool, classes) -> WindowSet:
-        return WindowSet(reader, items, windows, self.preprocess[train], {c: i for i, c in enumerate(classes)},
+    def windows(self, items, windows, reader, train: bool, classes, *, jitter: float = 0.0) -> WindowSet:
+        preprocess = self.preprocess[train] if jitter == 0 else ColourJittered(self.preprocess[train], jitter)
+        return WindowSet(reader, items, windows, preprocess, {c: i for i, c in enumerate(classes)},
                          seed=self.ec.seed, cache=self.budget)
+
+    def named(self, words: str) -> str:
+        """A task's protocol words, prefixed with the paper protocol's name (and its caps) where it runs."""
+        if self.protocol.name == "quick":
+            return words
+        caps = f" [capped: {'; '.join(self.protocol.caps)}]" if self.protocol.caps else ""
+        return f"{self.protocol.name}{caps}: {words}"
 
     def reader(self, video: bool, audio: bool) -> ClipReader:
         if (video, audio) not in self._readers:
@@ -298,9 +316,14 @@ class _Suite:
     def action_recognition(self, data: LabelledDataset, described: str) -> dict:
         ac = self.ec.action
         audio_visual = ac.modality == "audio_visual"
+        paper = self.protocol.action
         settings = FineTuneSettings(modality=ac.modality, epochs=ac.epochs, batch_size=ac.batch_size,
                                     optimizer=ac.optimizer, lr=ac.lr, momentum=ac.momentum,
-                                    weight_decay=ac.weight_decay, head_dim=ac.head_dim, seed=self.ec.seed)
+                                    weight_decay=ac.weight_decay, head_dim=ac.head_dim, seed=self.ec.seed,
+                                    **({} if paper is None else {
+                                        "head": paper.head, "dropout": paper.dropout, "iterations": paper.iterations,
+                                        "lr_step": paper.lr_step, "lr_gamma": paper.lr_gamma, "model": "paper"}))
+        jitter = self.protocol.colour_jitter
         reader = self.reader(True, audio_visual)
         per_split: dict[str, dict] = {}
         skipped: dict[str, str] = {}
@@ -309,8 +332,11 @@ class _Suite:
             train_items = split.train
             if ac.labelled_groups_per_class is not None:
                 train_items = labelled_subset(split.train, ac.labelled_groups_per_class, self.ec.seed)
-            train_set = self.windows(train_items, random_windows(reader, train_items, ac.clips_per_video, ac.epochs,
-                                                                 self.ec.seed, train_skip), reader, True, data.classes)
+            epochs = ac.epochs if settings.iterations is None else steps_to_epochs(
+                settings.iterations, ac.batch_size, len(train_items) * ac.clips_per_video)
+            train_set = self.windows(train_items, random_windows(reader, train_items, ac.clips_per_video, epochs,
+                                                                 self.ec.seed, train_skip), reader, True, data.classes,
+                                     jitter=jitter)
             test_set, test_skip = self.centred_set(f"{split.name}/test", split.test, ac.test_clips, data.classes,
                                                    audio=audio_visual)
             per_split[split.name] = {kind: fine_tune(model, train_set, test_set, len(data.classes), settings,
@@ -323,13 +349,21 @@ class _Suite:
         labels = "" if ac.labelled_groups_per_class is None else (
             f"labels of {ac.labelled_groups_per_class} source video(s) per class only ({len(train_items)} of "
             f"{len(split.train)} training videos in {split.name}), ")
+        two_fc = audio_visual or settings.head == "two_fc"
+        length = (f"{ac.epochs} epochs" if settings.iterations is None else
+                  f"{settings.iterations} iterations (lr x{settings.lr_gamma} every {settings.lr_step})")
+        extras = "".join([f", dropout {settings.dropout}" if settings.dropout else "",
+                          f", colour jitter {jitter}" if jitter else ""])
+        model = f"{ac.modality}{vision_only} backbone"
+        if paper is not None:  # the module the method fine-tunes, by name (co-attention: CoAttentionOutputs)
+            model += f" ({type(self.method.downstream_video_model(ac.modality)).__name__})"
         entry = {"dataset": described,
-                 "protocol": f"fine-tune {ac.modality}{vision_only} backbone + "
-                             f"{'FC ' + str(ac.head_dim) + ' -> FC classes' if audio_visual else 'linear classifier'}, "
-                             f"{ac.epochs} epochs x {ac.clips_per_video} random clip(s)/video (seed {self.ec.seed}), "
+                 "protocol": self.named(f"fine-tune {model} + "
+                             f"{'FC ' + str(ac.head_dim) + ' -> FC classes' if two_fc else 'linear classifier'}{extras}, "
+                             f"{length} x {ac.clips_per_video} random clip(s)/video (seed {self.ec.seed}), "
                              f"{labels}{ac.optimizer} lr {ac.lr} wd {ac.weight_decay} batch {ac.batch_size}; test: "
                              f"{ac.test_clips} uniformly spaced clips/video, softmax averaged; mean over "
-                             f"{len(data.splits)} split(s) ({', '.join(per_split)})",
+                             f"{len(data.splits)} split(s) ({', '.join(per_split)})"),
                  "skipped": len(skipped)}
         for kind in self.models:
             entry[kind] = {m: float(np.mean([r[kind][m] for r in per_split.values()])) for m in ("clip@1", "video@1")}
@@ -366,10 +400,11 @@ class _Suite:
         skipped = {str(split.test[k].path) for k in {**query_skip, **query_set.failed_items}} | \
                   {str(split.train[k].path) for k in {**gallery_skip, **gallery_set.failed_items}}
         return {"dataset": f"{described}; {split.name} only",
-                "protocol": f"frozen video backbone, {rc.clips_per_video} uniformly spaced clips/video averaged; "
-                            f"{len(split.test)} test videos query {len(split.train)} training videos by cosine distance; "
-                            f"hit = same class; R@{rc.ks} and median rank of the first hit; R@1 interval: 95% "
-                            f"bootstrap over test source videos",
+                "protocol": self.named(
+                    f"frozen video backbone, {rc.clips_per_video} uniformly spaced clips/video averaged; "
+                    f"{len(split.test)} test videos query {len(split.train)} training videos by cosine distance; "
+                    f"hit = same class; R@{rc.ks} and median rank of the first hit; R@1 interval: 95% "
+                    f"bootstrap over test source videos"),
                 **result, "intervals": {"R@1": self.paired(hits, [split.test[k].group for k in q_items])},
                 "skipped": len(skipped)}
 
@@ -441,9 +476,11 @@ class _Suite:
                                                  metric=rc.cross_distance, groups=rows)
         skipped = {str(items[k].path) for k in {**skip, **pairs.failed_items}}
         return {"dataset": f"{self.index_csv} split '{ec.split}' ({len(items)} clips x {rc.clips_per_video} windows)",
-                "protocol": f"{rc.clips_per_video} uniformly spaced audio-visual windows per clip, each window one item; "
-                            f"method's embed_video/embed_audio, {rc.cross_distance} distance; a2v/v2a: the correct "
-                            f"item is the query's own pair; a2a/v2v: same class, the query's own clip excluded; R@{rc.ks}, median rank",
+                "protocol": self.named(
+                    f"{rc.clips_per_video} uniformly spaced audio-visual windows per clip, each window one item; "
+                    f"method's embed_video/embed_audio, {rc.cross_distance} distance; a2v/v2a: the correct "
+                    f"item is the query's own pair; a2a/v2v: same class, the query's own clip excluded; R@{rc.ks}, "
+                    f"median rank"),
                 **result, "skipped": len(skipped)}
 
     # -- audio ----------------------------------------------------------------------------------------------
@@ -462,18 +499,24 @@ class _Suite:
         position = {m.path: k for k, m in enumerate(files)}
         reader = ClipReader(self.method.pair_spec(), need_video=False, need_audio=True)
         skip: dict[int, str] = {}
-        subclips = self.windows(files, centred_windows(reader, files, au.clips_per_file, skip), reader, False,
-                                data.classes)
+        seconds, layer = self.protocol.audio_subclip_seconds, self.protocol.audio_layer
+        if seconds is None:  # quick: sub-clips of the method's own window
+            windows, per = centred_windows(reader, files, au.clips_per_file, skip), 1
+        else:
+            windows, per = subclip_windows(reader, files, au.clips_per_file, seconds, skip)
+        subclips = self.windows(files, windows, reader, False, data.classes)
         settings = ProbeSettings(classifier=au.classifier, c_grid=tuple(au.c_grid), cv_folds=au.cv_folds, seed=ec.seed)
         per_fold: dict[str, dict] = {}
         result: dict[str, Any] = {}
         for kind, model in self.models.items():
-            backbone = model.audio_backbone().eval()
+            backbone = model.downstream_audio_features(layer).eval()
             feats, rows = extract_features(lambda b, net=backbone: net(b["audio"]), subclips,
                                            batch_size=ec.batch_size, device=self.device)
             bad = set(subclips.failed_items)
             keep = np.array([k not in bad for k in rows], dtype=bool)
             x, rows = feats.numpy()[keep], rows[keep]
+            if per > 1:  # a sub-clip's features: the mean of the windows tiling it (a file's all or none kept)
+                x, rows = x.reshape(-1, per, x.shape[1]).mean(axis=1), rows[::per]
             labels = np.array([files[k].label for k in rows])
             for split in data.splits:
                 train = np.isin(rows, [position[m.path] for m in split.train])
@@ -488,10 +531,14 @@ class _Suite:
         skipped = {str(files[k].path): why for k, why in {**skip, **subclips.failed_items}.items()}
         self.details["audio_probe"] = {"per_fold": per_fold, "skipped_files": skipped}
         return {"dataset": described,
-                "protocol": f"frozen audio backbone, {au.clips_per_file} equally spaced sub-clips/file, scores averaged; "
+                "protocol": self.named(
+                            f"frozen audio {'backbone' if layer == 'embedding' else 'features (' + layer + ')'}, "
+                            f"{au.clips_per_file} equally spaced sub-clips/file"
+                            + (f" of {seconds:g} s ({per} window(s) of the method's length each, features averaged)"
+                               if seconds is not None else "") + ", scores averaged; "
                             f"standardised features, {au.classifier} with C from {au.c_grid} chosen by cross-validation "
                             f"on the training folds only; accuracy per held-out fold, mean over "
-                            f"{len(data.splits)} fold(s)",
+                            f"{len(data.splits)} fold(s)"),
                 **result, "skipped": len(skipped)}
 
     # -- pictures and localization (avssl_core/eval/localization.py, embedding_plot.py) ---------------------------
@@ -565,6 +612,9 @@ def run_evaluate(cfg: Config, method_name: str | None = None) -> dict[str, Any]:
     name = method_name or cfg.pretrain.method
     if name not in METHODS:
         raise ConfigError(f"evaluate --method: unknown method {name!r}; choose one of {sorted(METHODS)}")
+    protocol = resolve(ec, name)
+    cfg = dataclasses.replace(cfg, evaluate=protocol.config)
+    ec = cfg.evaluate
     method = load_pretrained(ec.methods_dir, name)
     out_dir = Path(ec.out_dir) / name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -580,7 +630,7 @@ def run_evaluate(cfg: Config, method_name: str | None = None) -> dict[str, Any]:
         return value
 
     with tempfile.TemporaryDirectory(prefix="avssl-eval-") as tmp:
-        suite = _Suite(cfg, method, Path(tmp), out_dir)
+        suite = _Suite(cfg, method, Path(tmp), out_dir, protocol)
         if "pretext" in ec.tasks:
             tasks.update(timed("pretext", suite.pretext))
         if {"frozen", "action_recognition", "retrieval"} & set(ec.tasks):
@@ -601,7 +651,7 @@ def run_evaluate(cfg: Config, method_name: str | None = None) -> dict[str, Any]:
             pictures.update(timed("tsne", suite.tsne))
     for task, entry in tasks.items():
         log.info("evaluate %s: %s", name, _summary_line(task, entry))
-    metrics = {"method": name, "preset": method.preset,
+    metrics = {"method": name, "preset": method.preset, "protocol": protocol.name,
                "data": f"{Path(cfg.paths.clips_dir) / 'index.csv'} (evaluation split '{ec.split}', training split "
                        f"'{ec.train_split}')",
                "seconds": round(time.perf_counter() - started, 1), "tasks": tasks, "pictures": pictures}
