@@ -48,6 +48,11 @@ REST_STATE = int(np.argmin(np.abs(SCALES - 1.0)))  # the state of every object t
 RATE_HZ = (0.8, 2.0)  # one range for every rhythmic class: tempo does not name a class
 TARGET_RMS = 0.12  # every class's sound has the same RMS before its random gain: loudness names nothing
 HUM_DBFS = (-40.0, -28.0)
+BACKGROUND_DRIFT_S = (3.0, 7.0)  # periods of the background's drift (shapes world: 10-25 s)
+BACKGROUND_DRIFT = 0.12  # how far it drifts, as a fraction of the short side (shapes world: 0.05)
+DISTRACTOR_WANDER_S = (2.0, 5.0)  # periods of the silent distractors' wander and of the labelled object's sway
+SWAY = 0.1  # the labelled object's sway, as a fraction of the short side
+SWAY_STREAM = 1000  # random-stream index of the sway, apart from the objects' plans
 
 
 # Looks and voices: drawn the same way for every class.
@@ -363,7 +368,7 @@ class Distractor(BindingClass):
 
     def plan(self, rng, timeline, region, size):
         params = self._params(rng, size)
-        x, y = wander(rng, timeline, region, params["look"]["radius"])
+        x, y = wander(rng, timeline, region, params["look"]["radius"], DISTRACTOR_WANDER_S)
         return ObjectPlan(params=params, x=x, y=y, state=rest_states(timeline.num_frames))
 
     def sound(self, plan, timeline, rng):
@@ -390,7 +395,7 @@ def build_binding_scene(cfg: SynthConfig, seed: int, main_class: int | str, num_
     gain = float(10 ** (layout.uniform(-4.0, 0.0) / 20.0))
     lane_width = width / count
     lanes = layout.permutation(count)
-    sizes = [min(layout.uniform(0.2, 0.34) * min(width, height), 0.6 * lane_width) for _ in range(count)]
+    sizes = [min(layout.uniform(0.26, 0.4) * min(width, height), 0.7 * lane_width) for _ in range(count)]
     draw_order = [int(i) for i in layout.permutation(count)]
     hum = {"base_hz": float(np.exp(layout.uniform(np.log(60.0), np.log(400.0)))), "weights": [1.0, 0.3]}
     hum_dbfs = float(layout.uniform(*HUM_DBFS)) if layout.random() < 0.5 else None
@@ -400,6 +405,11 @@ def build_binding_scene(cfg: SynthConfig, seed: int, main_class: int | str, num_
         region = Region(max(0.0, lane * lane_width), 0.0, min(float(width), (lane + 1) * lane_width), float(height))
         cls = CLASSES[label_index] if object_id == 0 else DISTRACTOR
         plan = cls.plan(stream_rng(seed, OBJECT_PLAN, object_id), timeline, region, sizes[object_id])
+        if object_id == 0:  # a slow sway shared by every class, so no labelled object ever stands still
+            sway = stream_rng(seed, OBJECT_PLAN, SWAY_STREAM)
+            reach = SWAY * min(width, height)
+            plan.x = plan.x + reach * smooth_wander(sway, timeline.frame_times(), *DISTRACTOR_WANDER_S)
+            plan.y = plan.y + reach * smooth_wander(sway, timeline.frame_times(), *DISTRACTOR_WANDER_S)
         objects.append(scene_object(object_id, cls, object_id == 0, object_id == 0, gain, plan, width, height))
     return Scene(
         seed=seed,
@@ -409,7 +419,9 @@ def build_binding_scene(cfg: SynthConfig, seed: int, main_class: int | str, num_
         label_index=label_index,
         objects=objects,
         draw_order=draw_order,
-        background=make_background(stream_rng(seed, BACKGROUND), timeline, width, height),
+        # A livelier camera drift than the shapes world's: every video moves (validate quarantines static
+        # ones), whatever its class; a class that rests (hop, glide) would otherwise be dropped more often.
+        background=make_background(stream_rng(seed, BACKGROUND), timeline, width, height, BACKGROUND_DRIFT_S, BACKGROUND_DRIFT),
         video_noise_std=cfg.video_noise_std,
         audio_noise_dbfs=cfg.audio_noise_dbfs,
         class_names=CLASS_NAMES,
