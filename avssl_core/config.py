@@ -37,6 +37,9 @@ class PathsConfig:
 class SynthConfig:
     """The built-in synthetic audio-visual world (avssl_core/synth)."""
 
+    # shapes: each class has its own look, motion and sound (random features separate it);
+    # binding: looks shared across classes, the class is what moves and sounds together (synth/binding.py)
+    world: str = "shapes"
     seed: int = 0
     num_videos: int = 48  # 6 per class: enough for every class in every split
     duration_s: float = 30.0
@@ -46,7 +49,7 @@ class SynthConfig:
     sample_rate: int = 16000
     min_objects: int = 1
     max_objects: int = 3
-    distractor_prob: float = 0.5  # chance that each extra object is silent
+    distractor_prob: float = 0.5  # chance that each extra object is silent (shapes; binding: always silent)
     video_noise_std: float = 3.0  # pixel noise, 0-255 scale
     audio_noise_dbfs: float = -45.0  # background hiss level
     split_fractions: dict[str, float] = field(

@@ -75,13 +75,21 @@ def _texture(kind: str, rng: np.random.Generator, height: int, width: int) -> np
     raise ValueError(f"unknown background kind {kind!r}")
 
 
-def make_background(rng: np.random.Generator, timeline: Timeline, width: int, height: int) -> Background:
+def make_background(
+    rng: np.random.Generator,
+    timeline: Timeline,
+    width: int,
+    height: int,
+    drift_periods_s: tuple[float, float] = (10.0, 25.0),
+    drift_fraction: float = 0.05,
+) -> Background:
+    """``drift_fraction`` of the frame's short side is how far the window may drift from its centre."""
     kind = KINDS[int(rng.integers(len(KINDS)))]
-    margin = max(2, int(round(0.05 * min(width, height))))
+    margin = max(2, int(round(drift_fraction * min(width, height))))
     canvas = _texture(kind, rng, height + 2 * margin, width + 2 * margin).astype(np.float32)
     times = timeline.frame_times()
-    # Periods of 10-25 s over a few pixels: a drift of at most a few pixels per second.
-    rows = margin + np.round(margin * smooth_wander(rng, times, 10.0, 25.0)).astype(int)
-    cols = margin + np.round(margin * smooth_wander(rng, times, 10.0, 25.0)).astype(int)
+    # Periods of 10-25 s (by default) over a few pixels: a drift of at most a few pixels per second.
+    rows = margin + np.round(margin * smooth_wander(rng, times, *drift_periods_s)).astype(int)
+    cols = margin + np.round(margin * smooth_wander(rng, times, *drift_periods_s)).astype(int)
     offsets = np.stack([np.clip(rows, 0, 2 * margin), np.clip(cols, 0, 2 * margin)], axis=1)
     return Background(kind=kind, canvas=canvas, offsets=offsets)

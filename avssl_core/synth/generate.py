@@ -30,10 +30,9 @@ from avssl_core.config import SynthConfig
 from avssl_core.errors import ConfigError
 from avssl_core.io_utils import atomic_path, write_csv_atomic, write_text_atomic
 from avssl_core.parallel import imap_unordered
-from avssl_core.synth.classes import CLASS_NAMES
 from avssl_core.synth.encode import write_mp4
 from avssl_core.synth.render import iter_frames, render_soundtrack
-from avssl_core.synth.scene import build_scene
+from avssl_core.synth.worlds import get_world
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,10 @@ LABEL_STREAM, SPLIT_STREAM = 101, 102  # seed-sequence tags, apart from video se
 def check_config(cfg: SynthConfig) -> None:
     """Reject settings the generator cannot honour, naming the parameter."""
     problems = []
+    try:
+        get_world(cfg.world)
+    except ConfigError as exc:
+        problems.append(str(exc).removeprefix("synth: "))
     if cfg.num_videos < 1:
         problems.append("num_videos must be >= 1")
     if cfg.width < 32 or cfg.height < 32 or cfg.width % 2 or cfg.height % 2:
@@ -58,7 +61,7 @@ def check_config(cfg: SynthConfig) -> None:
         problems.append("sample_rate must be >= 8000")
     if cfg.duration_s <= 0:
         problems.append("duration_s must be > 0")
-    if not 1 <= cfg.min_objects <= cfg.max_objects <= min(3, len(CLASS_NAMES)):
+    if not 1 <= cfg.min_objects <= cfg.max_objects <= 3:
         problems.append(
             f"need 1 <= min_objects <= max_objects <= 3, got {cfg.min_objects}..{cfg.max_objects}"
         )
@@ -87,7 +90,7 @@ def video_seed(base_seed: int, index: int) -> int:
 
 
 def assign_labels(cfg: SynthConfig) -> list[int]:
-    order = np.random.default_rng([cfg.seed, LABEL_STREAM]).permutation(len(CLASS_NAMES))
+    order = np.random.default_rng([cfg.seed, LABEL_STREAM]).permutation(len(get_world(cfg.world).class_names))
     return [int(order[i % len(order)]) for i in range(cfg.num_videos)]
 
 
@@ -131,7 +134,7 @@ def params_hash(cfg: SynthConfig, seed: int, label_index: int) -> str:
     """Hash of everything that shapes one video's files (not its split, not worker counts)."""
     content = {
         "generator_version": GENERATOR_VERSION,
-        "classes": CLASS_NAMES,
+        "classes": get_world(cfg.world).class_names,  # differs between worlds, so the world is in the hash
         "seed": seed,
         "label_index": label_index,
         "encoder_preset": ENCODER_PRESET,
@@ -198,7 +201,7 @@ def write_video(
     mp4_path: str | Path, cfg: SynthConfig, seed: int, main_class: int | str, num_objects: int | None = None
 ):
     """Render and encode one scene to ``mp4_path`` (atomically); return the Scene (its ground truth)."""
-    scene = build_scene(cfg, seed, main_class, num_objects=num_objects)
+    scene = get_world(cfg.world).build_scene(cfg, seed, main_class, num_objects=num_objects)
     audio = render_soundtrack(scene)
     with atomic_path(mp4_path) as tmp:
         write_mp4(
@@ -284,6 +287,7 @@ def generate_dataset(out_dir: Path, cfg: SynthConfig) -> dict:
     out_dir = Path(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     (out_dir / "meta").mkdir(parents=True, exist_ok=True)
+    class_names = get_world(cfg.world).class_names
     jobs = plan_jobs(out_dir, cfg)
     pruned = prune_stale(out_dir, jobs)
     started = time.perf_counter()
@@ -295,7 +299,7 @@ def generate_dataset(out_dir: Path, cfg: SynthConfig) -> dict:
             {
                 "video_id": job.video_id,
                 "path": f"videos/{job.video_id}.mp4",
-                "label": CLASS_NAMES[job.label_index],
+                "label": class_names[job.label_index],
                 "split": job.split,
                 "annotation_path": f"meta/{job.video_id}.json",
             }
@@ -314,7 +318,8 @@ def generate_dataset(out_dir: Path, cfg: SynthConfig) -> dict:
         "skipped": statuses.count("skipped"),
         "meta_updated": statuses.count("meta_updated"),
         "pruned": pruned,
-        "per_class": {name: int((index["label"] == name).sum()) for name in CLASS_NAMES},
+        "world": cfg.world,
+        "per_class": {name: int((index["label"] == name).sum()) for name in class_names},
         "per_split": {s: int((index["split"] == s).sum()) for s in SPLITS},
         "seconds": round(seconds, 3),
         "video_seconds_written": round(video_seconds, 3),

@@ -70,6 +70,12 @@ def render_soundtrack(scene: Scene) -> np.ndarray:
             continue
         mono = obj.cls.sound(obj.plan, tl, stream_rng(scene.seed, OBJECT_SOUND, obj.object_id))
         mix += sounds.pan(np.float32(obj.gain) * mono, tl.per_sample(pan_positions(scene, obj)))
+    if scene.hum is not None:  # the same steady tone in both channels: a sound no object makes
+        hum = sounds.harmonics(
+            sounds.phase_from_frequency(np.full(tl.num_samples, scene.hum["base_hz"]), tl.sample_rate),
+            scene.hum["weights"],
+        )
+        mix += np.float32(10 ** (scene.hum["dbfs"] / 20.0)) * hum
     mix = sounds.limit_peak(mix)
     if scene.audio_noise_dbfs > -120:
         mix += sounds.hiss(stream_rng(scene.seed, HISS), tl.num_samples, scene.audio_noise_dbfs)

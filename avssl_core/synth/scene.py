@@ -7,7 +7,7 @@ one knob (say the noise level) does not reshuffle everything else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,10 +50,12 @@ class Scene:
     background: Background
     video_noise_std: float
     audio_noise_dbfs: float
+    class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))  # the world's label names
+    hum: dict | None = None  # a steady background tone (binding world): base_hz, weights, dbfs
 
     @property
     def label(self) -> str:
-        return CLASS_NAMES[self.label_index]
+        return self.class_names[self.label_index]
 
     def events(self) -> list[dict]:
         """Sound-causing visual events of the sounding objects, sorted by time (then object)."""
@@ -86,7 +88,7 @@ class Scene:
             "label": self.label,
             "label_index": int(self.label_index),
             "split": split,
-            "classes": list(CLASS_NAMES),
+            "classes": list(self.class_names),
             "fps": int(tl.fps),
             "sample_rate": int(tl.sample_rate),
             "width": int(self.width),
@@ -125,6 +127,25 @@ def _place(plan: ObjectPlan, sprites: dict[int, Sprite], width: int, height: int
     return top_left, boxes
 
 
+def scene_object(
+    object_id: int, cls: ObjectClass, sounding: bool, main: bool, gain: float, plan: ObjectPlan, width: int, height: int
+) -> SceneObject:
+    """An object of a scene: its plan, each state it shows drawn once, and where it lands in every frame."""
+    sprites = {int(s): cls.draw(plan.params, int(s)) for s in np.unique(plan.state)}
+    top_left, boxes = _place(plan, sprites, width, height)
+    return SceneObject(
+        object_id=object_id,
+        cls=cls,
+        sounding=sounding,
+        main=main,
+        gain=gain,
+        plan=plan,
+        sprites=sprites,
+        top_left=top_left,
+        boxes=boxes,
+    )
+
+
 def build_scene(cfg: SynthConfig, seed: int, main_class: int | str, num_objects: int | None = None) -> Scene:
     """The scene of one video. ``main_class`` (index or name) is the label; ``num_objects`` overrides the
     random 1..max count (tests use single-object scenes)."""
@@ -157,20 +178,8 @@ def build_scene(cfg: SynthConfig, seed: int, main_class: int | str, num_objects:
         )
         cls = CLASSES[class_ids[object_id]]
         plan = cls.plan(stream_rng(seed, OBJECT_PLAN, object_id), timeline, region, sizes[object_id])
-        sprites = {int(s): cls.draw(plan.params, int(s)) for s in np.unique(plan.state)}
-        top_left, boxes = _place(plan, sprites, width, height)
         objects.append(
-            SceneObject(
-                object_id=object_id,
-                cls=cls,
-                sounding=sounding[object_id],
-                main=object_id == 0,
-                gain=gains[object_id],
-                plan=plan,
-                sprites=sprites,
-                top_left=top_left,
-                boxes=boxes,
-            )
+            scene_object(object_id, cls, sounding[object_id], object_id == 0, gains[object_id], plan, width, height)
         )
     return Scene(
         seed=seed,
