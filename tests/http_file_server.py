@@ -7,7 +7,24 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class Server:
+class LoopbackHTTPServer:
+    """A ThreadingHTTPServer on 127.0.0.1 (a free port) serving ``handler`` while the ``with`` block runs;
+    subclasses build their handler and call ``_listen``."""
+
+    def _listen(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Server(LoopbackHTTPServer):
     """``files`` (URL path -> bytes) served by ThreadingHTTPServer; ``mode[path]`` is how: "honest"
     (Content-Length), "no_length" (HTTP/1.0, body delimited by closing) or "chunked" (no length)."""
 
@@ -43,13 +60,4 @@ class Server:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client stopped reading: what a size cap does
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._listen(Handler)

@@ -10,12 +10,12 @@ import logging
 import os
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from fake_lakefs import FakeLakeFS, tiny_mp4_bytes
+from http_file_server import LoopbackHTTPServer
 
 from avssl_core.config import LakeFSSourceConfig, LocalSourceConfig, ManifestSourceConfig
 from avssl_core.data.sources import http_download, local, manifest
@@ -229,7 +229,7 @@ def test_manifest_errors_for_missing_csv_and_columns(tmp_path):
 # --- manifest: HTTP downloads ---------------------------------------------------------------------
 
 
-class FileServer:
+class FileServer(LoopbackHTTPServer):
     """Serves ``files`` (URL path -> bytes); ``fail_first`` (URL path -> statuses) answers those first."""
 
     def __init__(self, files: dict[str, bytes], fail_first: dict[str, list[int]] | None = None):
@@ -251,16 +251,7 @@ class FileServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._listen(Handler)
 
 
 def test_manifest_http_urls_download_once_and_failures_keep_their_row(tmp_path, monkeypatch, caplog):
