@@ -311,6 +311,18 @@ def test_windows_decode_at_the_spec_and_count_undecodable_files(tiny_clips, tmp_
     assert identity[1]["target"] == 0 and identity[2]["item"] == 0
 
 
+def tiny_run_overrides(index_csv, tmp_path) -> list[str]:
+    """Paths under tmp_path and a 2-step pretraining on ``index_csv``: what an end-to-end evaluate test
+    pretrains before it evaluates."""
+    return [
+        f"paths.clips_dir={index_csv.parent}", f"paths.metrics_dir={tmp_path / 'metrics'}",
+        f"pretrain.out_dir={tmp_path / 'pretrain'}", "pretrain.val_split=train", "pretrain.val_pairs=8",
+        "pretrain.pairs_per_clip=1", "pretrain.train.batch_size=4", "pretrain.train.max_steps=2",
+        "pretrain.train.epochs=1", "pretrain.train.progress=false",
+        f"evaluate.methods_dir={tmp_path / 'pretrain'}", f"evaluate.out_dir={tmp_path / 'evaluate'}",
+    ]
+
+
 # -- end to end -----------------------------------------------------------------------------------------
 
 def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
@@ -323,11 +335,7 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
     optional = {"localization": "avssl_core.eval.localization", "tsne": "avssl_core.eval.embedding_plot"}
     tasks += [t for t, mod in optional.items() if importlib.util.find_spec(mod) is not None]
     cfg = load_config(None, [
-        f"paths.clips_dir={index_csv.parent}", f"paths.metrics_dir={tmp_path / 'metrics'}",
-        f"pretrain.out_dir={tmp_path / 'pretrain'}", "pretrain.val_split=train", "pretrain.val_pairs=8",
-        "pretrain.pairs_per_clip=1", "pretrain.train.batch_size=4", "pretrain.train.max_steps=2",
-        "pretrain.train.epochs=1", "pretrain.train.progress=false",
-        f"evaluate.methods_dir={tmp_path / 'pretrain'}", f"evaluate.out_dir={tmp_path / 'evaluate'}",
+        *tiny_run_overrides(index_csv, tmp_path),
         f"evaluate.tasks={json.dumps(tasks)}", "evaluate.pretext.pairs=8", "evaluate.action.epochs=1",
         "evaluate.action.test_clips=2", "evaluate.action.batch_size=4", "evaluate.audio.clips_per_file=2",
         "evaluate.audio.num_folds=3", "evaluate.retrieval.clips_per_video=2", "evaluate.localization.max_clips=4",

@@ -101,18 +101,14 @@ def test_avts_conv5_audio_features_shape():
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("method", ["avts", "coattention"])
 def test_run_evaluate_paper_protocol_end_to_end(tiny_clips, tmp_path, method):
-    from test_eval_downstream import labelled_index
+    from test_eval_downstream import labelled_index, tiny_run_overrides
 
     from avssl_core.stages.evaluate import run_evaluate
     from avssl_core.stages.pretrain import run_pretrain
 
     index_csv = labelled_index(tiny_clips, tmp_path / "clips" / "index.csv", broken=False)
     cfg = load_config(None, [
-        f"paths.clips_dir={index_csv.parent}", f"paths.metrics_dir={tmp_path / 'metrics'}",
-        f"pretrain.out_dir={tmp_path / 'pretrain'}", "pretrain.val_split=train", "pretrain.val_pairs=8",
-        "pretrain.pairs_per_clip=1", "pretrain.train.batch_size=4", "pretrain.train.max_steps=2",
-        "pretrain.train.epochs=1", "pretrain.train.progress=false",
-        f"evaluate.methods_dir={tmp_path / 'pretrain'}", f"evaluate.out_dir={tmp_path / 'evaluate'}",
+        *tiny_run_overrides(index_csv, tmp_path),
         'evaluate.tasks=["action_recognition", "audio_probe", "retrieval"]', "evaluate.protocol=paper",
         "evaluate.paper_max.epochs=1", "evaluate.paper_max.iterations=3", "evaluate.paper_max.clips=2",
         "evaluate.audio.num_folds=3", "evaluate.batch_size=8", "evaluate.bootstrap=50", "evaluate.scratch=false",
