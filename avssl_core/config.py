@@ -44,10 +44,11 @@ def section(cls):
 
     @functools.wraps(validating_init)
     def __init__(self, *args, **kwargs):
-        _validate(validating_init, self, args, kwargs, where=None)
+        _validate(validating_init, self, args, kwargs, where=self._params_key)
 
     cls.__init__ = __init__
     cls._validating_init = validating_init  # the loader's way in, with the parameters file in its messages
+    cls._params_key = cls.__name__  # its dotted key in params.yaml, set at the end of this module
     return cls
 
 
@@ -462,13 +463,11 @@ _EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "t
              "string_type": "a string", "list_type": "a list", "dict_type": "a mapping"}
 
 
-def _validate(validating_init, obj, args: tuple, kwargs: dict, where: str | None) -> None:
-    """Run pydantic's validating ``__init__``; ``where`` None: a section built in code, named by its key."""
+def _validate(validating_init, obj, args: tuple, kwargs: dict, where: str) -> None:
+    """Run pydantic's validating ``__init__``; ``where`` names the section in messages."""
     try:
         validating_init(obj, *args, **kwargs)
     except ValidationError as exc:
-        if where is None:
-            where = _section_keys().get(type(obj), type(obj).__name__)
         raise ConfigError("; ".join(_describe(type(obj), e, where) for e in exc.errors())) from None
 
 
@@ -507,22 +506,6 @@ def _describe(cls, error: dict, where: str) -> str:
 
 
 @functools.cache
-def _section_keys() -> dict[type, str]:
-    """Each section class -> its dotted key in params.yaml (Config: "")."""
-    keys: dict[type, str] = {Config: ""}
-
-    def walk(obj, prefix: str) -> None:
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(value):
-                keys[type(value)] = prefix + f.name
-                walk(value, f"{prefix}{f.name}.")
-
-    walk(Config(), "")
-    return keys
-
-
-@functools.cache
 def _hints(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls, include_extras=True)
 
@@ -542,3 +525,13 @@ def _parts(tp) -> tuple[Any, bool, dict[str, Any]]:
         for info in metadata:  # Field(ge=0, le=1) -> [Ge(ge=0), Le(le=1)]
             bounds.update(item for c in info.metadata for item in dataclasses.asdict(c).items())
     return base, len(members) > 1, bounds
+
+
+def _set_params_keys(cls, key: str = "") -> None:
+    cls._params_key = key  # Config: "", its sections: "segment", "pretrain.train", ...
+    for name, tp in typing.get_type_hints(cls).items():
+        if _is_section(tp):
+            _set_params_keys(tp, f"{key}.{name}".removeprefix("."))
+
+
+_set_params_keys(Config)
