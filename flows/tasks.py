@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.tasks import exponential_backoff
 
+from avssl_core import pipeline_spec
 from avssl_core.config import Config
 from avssl_core.errors import ConfigError
 from avssl_core.orchestration import cache, versioning
@@ -66,7 +67,7 @@ class FlowSetup:
         versioning.check_project(".", dvc)
         self.dvc = dvc
         self.refresh_cache = refresh_cache
-        self.dvc_stages = versioning.dvc_stages(".") if dvc != "off" else {}
+        self.dvc_stages = pipeline_spec.dvc_stages(".") if dvc != "off" else {}
         if dvc != "off":
             versioning.check_overrides_versionable(self.cfg, file_cfg, self.dvc_stages, stages, list(overrides or []))
 
@@ -74,7 +75,7 @@ class FlowSetup:
         """dvc commit (and push) the dvc.yaml stage matching ``stage``; returns a line for the artifact."""
         if self.dvc == "off":
             return "Not versioned (dvc='off')."
-        name = versioning.stage_name(self.dvc_stages, stage, item)
+        name = pipeline_spec.stage_name(self.dvc_stages, stage, item)
         if name is None:
             _logger().warning("dvc.yaml has no stage %r: its outputs are not versioned", stage)
             return f"Not versioned: dvc.yaml has no stage {stage!r}."
