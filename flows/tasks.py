@@ -5,7 +5,6 @@ Only orchestration lives here: the work is done by the same functions `avssl <st
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -19,7 +18,6 @@ from prefect.tasks import exponential_backoff
 
 from avssl_core import pipeline_spec
 from avssl_core.config import Config
-from avssl_core.errors import ConfigError
 from avssl_core.orchestration import cache, versioning
 from avssl_core.orchestration.artifacts import artifact_key, metrics_table, stage_markdown
 from avssl_core.orchestration.parameters import flow_config
@@ -89,15 +87,6 @@ class FlowSetup:
         result = task_fn.with_options(refresh_cache=refresh)(self.cfg, *args, content_key=key)
         cache.write_stamp(key, outputs)
         return result
-
-
-def stage_available(stage: str) -> bool:
-    return importlib.util.find_spec(f"avssl_core.stages.{stage}") is not None
-
-
-def require_stage(stage: str) -> None:
-    if not stage_available(stage):
-        raise ConfigError(f"the {stage} stage (avssl_core/stages/{stage}.py) is not part of this checkout")
 
 
 def _artifact(stage: str, summary: dict, note: str, *suffix: str) -> None:
@@ -197,7 +186,6 @@ def run_pretrain_method(setup: FlowSetup, method: str, preset: str | None) -> di
 
 
 def run_evaluate_method(setup: FlowSetup, method: str) -> dict:
-    require_stage("evaluate")
     summary = setup.run_cached(evaluate_task, "evaluate", cache.evaluate_key(setup.cfg, method), method,
                                method=method)
     table = metrics_table({method: summary})
