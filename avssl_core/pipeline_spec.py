@@ -95,10 +95,14 @@ def stage_spec(stage: str, item: str | None = None, project: str | Path | None =
     stage) depends on.
 
     A foreach stage may be asked for without ``item`` while none of its deps names ``${item}``. Raises
-    ConfigError naming dvc.yaml when the stage is missing or a ``${...}`` reference resolves to nothing.
+    ConfigError naming dvc.yaml when it or the stage is missing, or a ``${...}`` reference resolves to
+    nothing.
     """
     project = Path(project or PROJECT)
     path = project / "dvc.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; avssl reads each stage's dependencies from the dvc.yaml of the "
+                          "checkout it is installed from (scripts/install.sh: pip install -e .)")
     stages = dvc_stages(project)
     if stage not in stages:
         raise ConfigError(f"{path}: no stage {stage!r} (stages: {', '.join(stages) or 'none'})")

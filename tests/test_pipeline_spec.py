@@ -120,6 +120,9 @@ def test_spec_resolves_params_and_items_and_names_what_it_cannot(project):
         pipeline_spec.stage_spec("pretrain")
     with pytest.raises(ConfigError, match=r"stages/report\.py: a code dependency dvc\.yaml lists"):
         pipeline_spec.code_digest(*pipeline_spec.stage_spec("report").code)
+    (project / "dvc.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"dvc\.yaml: missing; avssl reads each stage's dependencies"):
+        pipeline_spec.code_fingerprint()
 
 
 def test_our_reading_of_dvc_yaml_is_dvcs():
