@@ -34,8 +34,16 @@ def write_mp4(
 ) -> int:
     """Encode ``frames`` (uint8 RGB, height x width x 3) and ``audio`` ((2, n) float32); return the frame count.
 
-    ``threads=1``: one core per video, parallelism comes from encoding several videos at once (and x264 is
-    then bit-exact across runs).
+    ``threads=1``: one core per video, parallelism comes from encoding several videos at once.
+
+    ``mbtree=0`` turns off x264's macroblock-tree rate control, so that the same frames give the same bits in
+    any process. With it on, the x264 in PyAV's wheel reads uninitialised memory on AVX-512 CPUs when it
+    propagates costs through B-frames (seen at 64x64): the encoded frames then depended on what the heap
+    held (another PYTHONHASHSEED or allocation order), so a world was not reproducible from its seed even on
+    one machine. mbtree is also where x264 computes in floats with an approximate SIMD reciprocal, whose last
+    bits may differ between CPU models; without it the same frames gave the same bits at every x264
+    instruction-set level from SSE to AVX-512. The price is larger files at a given CRF (mbtree moves bits
+    from static to moving areas), not a worse picture.
     """
     if width % 2 or height % 2:
         raise ValueError(f"H.264 yuv420p needs even width and height, got {width}x{height}")
@@ -43,7 +51,9 @@ def write_mp4(
     num_samples = audio.shape[1]
     with av.open(str(path), mode="w") as container:
         video = container.add_stream(
-            "libx264", rate=fps, options={"crf": str(crf), "preset": preset, "threads": str(threads)}
+            "libx264",
+            rate=fps,
+            options={"crf": str(crf), "preset": preset, "threads": str(threads), "mbtree": "0"},
         )
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = Fraction(1, fps)

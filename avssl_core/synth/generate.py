@@ -37,7 +37,7 @@ from avssl_core.synth.worlds import get_world
 log = logging.getLogger(__name__)
 
 # Bump when a code change alters what a given seed renders, so resumed datasets are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS = ("train", "val", "test")
 INDEX_COLUMNS = ["video_id", "path", "label", "split", "annotation_path"]
 ENCODER_PRESET = "veryfast"
