@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from avssl_core.config import Config, EvaluateConfig
-from avssl_core.errors import ConfigError, DataError
+from avssl_core.errors import ConfigError
 from avssl_core.eval.action import MODALITIES, FineTuneSettings, fine_tune, labelled_subset
 from avssl_core.eval.audio_probe import CLASSIFIERS, ProbeSettings, probe_split
 from avssl_core.eval.clips import (
@@ -68,11 +68,13 @@ from avssl_core.eval.pretext import evaluate_pretext
 from avssl_core.eval.retrieval import DISTANCES, class_ranks, cross_modal_retrieval, recall_and_median_rank
 from avssl_core.io_utils import write_json_atomic
 from avssl_core.methods.base import PretrainMethod
+from avssl_core.methods.protocols import PROTOCOLS, VAL_SEED_OFFSET, fixed_mix
 from avssl_core.methods.registry import METHODS, build_method
+from avssl_core.methods.saved import load_model
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.dataset import FailedSample, PairDataset
 from avssl_core.pretext.sampling import PairSampler
-from avssl_core.stages.pretrain import PROTOCOLS, VAL_SEED_OFFSET, fixed_mix
+from avssl_core.train.devices import choose_device
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +87,9 @@ _MIX_WORDS = {"easy": "negatives: audio from another video",
 # -- models --------------------------------------------------------------------------------------------
 
 def load_pretrained(methods_dir: str | Path, name: str) -> PretrainMethod:
-    path = Path(methods_dir) / name / "model.pt"
-    if not path.is_file():
-        raise DataError(f"{path}: no pretrained model; run `avssl pretrain --method {name}` first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    signature = saved.get("signature", {})
-    if signature.get("method") != name:
-        raise DataError(f"{path}: holds a {signature.get('method')!r} model, not {name!r}")
-    method = build_method(name, signature["preset"], **saved["hparams"])
-    method.load_state_dict(saved["state_dict"])
-    return method
+    """The pretrain stage's ``<methods_dir>/<name>/model.pt``; a DataError when it is missing or holds another
+    method."""
+    return load_model(Path(methods_dir) / name / "model.pt", name)
 
 
 def scratch_copy(method: PretrainMethod, seed: int) -> PretrainMethod:
@@ -108,11 +103,7 @@ def scratch_copy(method: PretrainMethod, seed: int) -> PretrainMethod:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("evaluate.device=cuda but no CUDA device is available")
-    return torch.device(name)
+    return choose_device(name, "evaluate.device")
 
 
 def _check(ec: EvaluateConfig) -> None:
