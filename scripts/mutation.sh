@@ -29,6 +29,7 @@ avc|avssl_core/methods/avc.py|*training_step* *correspondence_probability* *pair
 cmac|avssl_core/methods/cmac.py|*training_step* *evaluation_step* *_instances* *_contrastive* *_within_positive* *_instance_top1* *after_optimizer_step*|tests/test_cmac.py tests/test_catches_methods.py
 memory_bank|avssl_core/models/memory_bank.py|*|tests/test_cmac.py tests/test_catches_methods.py
 sampling|avssl_core/pretext/sampling.py|*|tests/test_pretext.py
+windows|avssl_core/pretext/windows.py|*|tests/test_pretext.py tests/test_eval_tasks.py tests/test_localization.py
 curriculum|avssl_core/pretext/spec.py|*|tests/test_pretext.py tests/test_methods.py
 expectations|avssl_core/data/expectations.py|*|tests/test_validate.py tests/test_validate_boundaries.py
 retrieval|avssl_core/eval/retrieval.py|*|tests/test_eval_downstream.py

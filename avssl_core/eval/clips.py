@@ -1,8 +1,8 @@
 """Evaluation clips: windows of labelled media files decoded at a method's own PairSpec (frames, frame
 rate, audio length and rate) into the raw samples its ``preprocess`` expects, then preprocessed.
 
-A window is named by its centre time; the video window (spec.video_frames at spec.video_fps, or the file's
-own rate) and the audio window (spec.audio_seconds) are both centred there, as in a positive pair. At test
+A window is named by its centre time; the video window and the audio window (the geometry of
+pretext/windows.py) are both centred there, as in a positive pair. At test
 time a file gives ``n`` uniformly spaced windows; training windows start at random (seeded) times.
 
 Decoding and preprocessing happen once per window: ``WindowSet`` keeps the preprocessed tensors in memory
@@ -30,6 +30,7 @@ from avssl_core.eval.layouts import LabelledMedia
 from avssl_core.pretext.dataset import FailedSample, augmentation_seed
 from avssl_core.pretext.decode import DecodeError, VideoFrameReader, read_audio_window
 from avssl_core.pretext.spec import PairKind, PairSpec
+from avssl_core.pretext.windows import centred_audio_start_s, centred_frames, video_window_s
 
 _PLACEHOLDER_SIDE = 16  # pixels of the placeholder frames for audio-only files
 
@@ -68,12 +69,9 @@ class ClipReader:
         self.frames = VideoFrameReader(capacity=4)
         self._info: dict[Path, MediaInfo] = {}
 
-    def video_window_s(self, fps: float) -> float:
-        return self.spec.video_frames / (self.spec.video_fps or fps)
-
     def span_s(self, info: MediaInfo) -> float:
         """Seconds a window occupies: the longer of the video and audio windows (both share a centre)."""
-        video = self.video_window_s(info.fps) if info.fps and self.need_video else 0.0
+        video = video_window_s(self.spec, info.fps) if info.fps and self.need_video else 0.0
         return max(video, self.spec.audio_seconds if self.need_audio else 0.0)
 
     def info(self, item: LabelledMedia) -> MediaInfo:
@@ -109,17 +107,14 @@ class ClipReader:
         info = self.info(item)
         spec = self.spec
         if self.need_video:
-            rate = spec.video_fps or info.fps
-            start = centre_s - spec.video_frames / rate / 2
-            frames = [min(info.num_frames - 1, max(0, int(math.floor((start + k / rate) * info.fps + 1e-6))))
-                      for k in range(spec.video_frames)]
-            video = self.frames.read(str(item.path), frames)
+            video = self.frames.read(str(item.path), centred_frames(centre_s, spec, info.fps, info.num_frames))
         else:
             video = torch.zeros(spec.video_frames, _PLACEHOLDER_SIDE, _PLACEHOLDER_SIDE, 3, dtype=torch.uint8)
         target_rate = spec.audio_sample_rate or info.audio_rate or 16000
         length = round(spec.audio_seconds * target_rate)
         if self.need_audio:
-            audio = _read_audio(item, centre_s - spec.audio_seconds / 2, spec, info.audio_rate, target_rate, length)
+            audio = _read_audio(item, centred_audio_start_s(centre_s, spec), spec, info.audio_rate, target_rate,
+                                length)
         else:
             audio = torch.zeros(spec.audio_channels, length)
         return {"video": video, "audio": audio, "label": 1, "kind": int(PairKind.POSITIVE), "index": index,

@@ -56,8 +56,14 @@ from avssl_core.methods.base import PretrainMethod
 from avssl_core.models.features import ClipTransform
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.decode import DecodeError, VideoFrameReader, read_audio_window
-from avssl_core.pretext.sampling import _centred_audio_start, _frame_offsets, _native_audio_len
 from avssl_core.pretext.spec import PairKind, PairSpec
+from avssl_core.pretext.windows import (
+    centred_audio_start,
+    frame_offsets,
+    native_audio_len,
+    video_rate,
+    video_window_s,
+)
 from avssl_core.synth.classes import CLASS_BY_NAME
 
 log = logging.getLogger(__name__)
@@ -215,12 +221,12 @@ def clip_moments(index: ClipIndex, row: int, meta: dict[str, Any], spec: PairSpe
     """Every usable moment of one clip (see the module docstring)."""
     fps, num_frames = float(index.fps[row]), int(index.num_frames[row])
     sr, num_samples = int(index.sample_rate[row]), int(index.num_samples[row])
-    rate = spec.video_fps or fps
+    rate = video_rate(spec, fps)
     if rate > fps + 1e-9:
         return []
-    offsets = _frame_offsets(spec.video_frames, fps, rate)
+    offsets = frame_offsets(spec.video_frames, fps, rate)
     middle = int(offsets[len(offsets) // 2])
-    audio_len = _native_audio_len(spec, sr)
+    audio_len = native_audio_len(spec, sr)
     events = meta.get("events", [])
     candidates = {int(e["frame"]) for e in events}
     if any(o["sounding"] and is_continuous(o, events) for o in meta["objects"]):
@@ -231,7 +237,7 @@ def clip_moments(index: ClipIndex, row: int, meta: dict[str, Any], spec: PairSpe
         start = frame - middle
         if start < 0 or start + int(offsets[-1]) >= num_frames:
             continue
-        k = int(_centred_audio_start(np.array([start]), fps, spec.video_frames / rate, sr, audio_len)[0])
+        k = int(centred_audio_start(np.array([start]), fps, video_window_s(spec, fps), sr, audio_len)[0])
         if k < 0 or k + audio_len > num_samples or k / sr < EVENT_TAIL_S:
             continue  # the last condition: an event just before the clip would be missing from its list
         heard = audible_sources(meta, frame, (k / sr, (k + audio_len) / sr))

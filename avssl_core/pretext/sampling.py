@@ -8,11 +8,10 @@ Conventions (all documented choices):
 - Epoch: ``samples_per_epoch`` pairs (default: one per usable clip). Item ``i`` is anchored on clip
   ``i % num_clips``, so every clip anchors the same number of pairs per epoch; the order in which items
   are visited is the DataLoader sampler's business (see epoch_order.py).
-- Video window: ``spec.video_frames`` frames at ``spec.video_fps`` (None: the clip's rate). At a lower
-  rate frames are picked by timestamp: frame k of the window is source frame ``start + floor(k*fps/rate)``.
-  The window covers ``[start/fps, start/fps + video_frames/rate)`` seconds.
+- Windows: the geometry of windows.py; the video window starting at frame ``start`` covers
+  ``[start/fps, start/fps + video_frames/rate)`` seconds.
 - Positive: the audio window (``spec.audio_seconds``, which may be longer or shorter than the video window)
-  is centred on the video window's centre, to the nearest sample.
+  is centred on the video window's centre, to the nearest sample (``windows.centred_audio_start``).
 - Easy: audio from a clip of another video, anywhere in it.
 - Hard: audio from the same video (this clip or another clip of it) such that the *gap between the two
   intervals* is at least ``hard_negative_gap_s`` (AVTS: "at least half a second time-gap between the audio
@@ -28,7 +27,6 @@ Conventions (all documented choices):
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -37,6 +35,13 @@ import numpy as np
 from avssl_core.errors import DataError
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.spec import PairKind, PairSpec
+from avssl_core.pretext.windows import (
+    centred_audio_start,
+    frame_offsets,
+    native_audio_len,
+    video_rate,
+    video_window_s,
+)
 
 # Tags mixed into generator seeds so that streams drawn for different purposes never coincide.
 PAIR_SEED_TAG = 0x50414952  # "PAIR"
@@ -95,22 +100,22 @@ class PairSampler:
     def _usable(self, index: ClipIndex, row: int) -> bool:
         spec = self.spec
         fps, nframes = float(index.fps[row]), int(index.num_frames[row])
-        rate = spec.video_fps or fps
+        rate = video_rate(spec, fps)
         reason = None
         if rate > fps + 1e-9:
             reason = f"clip at {fps:g} fps is below the spec's video_fps {rate:g}"
-        elif _frame_offsets(spec.video_frames, fps, rate)[-1] + 1 > nframes:
+        elif frame_offsets(spec.video_frames, fps, rate)[-1] + 1 > nframes:
             reason = f"{nframes} frames, too few for {spec.video_frames} frames at {rate:g} fps"
         elif index.audio_channels[row] < spec.audio_channels:
             reason = f"{index.audio_channels[row]} audio channel(s), the spec asks for {spec.audio_channels}"
         else:
             sr = int(index.sample_rate[row])
-            audio_len = _native_audio_len(spec, sr)
+            audio_len = native_audio_len(spec, sr)
             if audio_len > index.num_samples[row]:
                 reason = f"{index.num_samples[row]} audio samples, the window needs {audio_len}"
             else:
-                starts = np.arange(nframes - _frame_offsets(spec.video_frames, fps, rate)[-1])
-                k = _centred_audio_start(starts, fps, spec.video_frames / rate, sr, audio_len)
+                starts = np.arange(nframes - frame_offsets(spec.video_frames, fps, rate)[-1])
+                k = centred_audio_start(starts, fps, video_window_s(spec, fps), sr, audio_len)
                 if not np.any((k >= 0) & (k <= index.num_samples[row] - audio_len)):
                     reason = "no video start where the centred audio window fits in the clip"
         if reason:
@@ -121,13 +126,13 @@ class PairSampler:
     def _geometry(self) -> None:
         """Per-clip window sizes, computed once."""
         idx, spec = self.index, self.spec
-        self._rate = np.array([spec.video_fps or f for f in idx.fps], dtype=np.float64)
-        self._offsets = [_frame_offsets(spec.video_frames, fps, rate)
+        self._rate = np.array([video_rate(spec, f) for f in idx.fps], dtype=np.float64)
+        self._offsets = [frame_offsets(spec.video_frames, fps, rate)
                          for fps, rate in zip(idx.fps, self._rate, strict=True)]
         last_offsets = np.array([offsets[-1] for offsets in self._offsets])
         self._max_video_start = idx.num_frames - last_offsets - 1
-        self._video_window_s = spec.video_frames / self._rate
-        self._audio_len = np.array([_native_audio_len(spec, int(sr)) for sr in idx.sample_rate],
+        self._video_window_s = np.array([video_window_s(spec, f) for f in idx.fps], dtype=np.float64)
+        self._audio_len = np.array([native_audio_len(spec, int(sr)) for sr in idx.sample_rate],
                                    dtype=np.int64)
         self._max_audio_start = idx.num_samples - self._audio_len
 
@@ -245,7 +250,7 @@ class PairSampler:
         return None
 
     def _positive_audio_start(self, a: int, starts: np.ndarray, rounded: bool = True) -> np.ndarray:
-        return _centred_audio_start(starts, float(self.index.fps[a]), float(self._video_window_s[a]),
+        return centred_audio_start(starts, float(self.index.fps[a]), float(self._video_window_s[a]),
                                     int(self.index.sample_rate[a]), int(self._audio_len[a]), rounded)
 
     # -- where a recipe's windows lie, in seconds of the source video (for checks and plots) ----------
@@ -264,27 +269,6 @@ class PairSampler:
         a = recipe.video_row
         k = self._positive_audio_start(a, np.array([recipe.video_start_frame]), rounded=False)[0]
         return float(self.index.start_s[a] + k / self.index.sample_rate[a])
-
-
-def _frame_offsets(video_frames: int, fps: float, rate: float) -> np.ndarray:
-    """Frame k of a window at ``rate`` is the clip frame shown at time k/rate: offset floor(k*fps/rate)."""
-    return np.floor(np.arange(video_frames) * (fps / rate) + 1e-9).astype(np.int64)
-
-
-def _native_audio_len(spec: PairSpec, clip_rate: int) -> int:
-    """Samples to read at the clip's rate so that resampling yields at least the spec's window length."""
-    if spec.audio_sample_rate is None or spec.audio_sample_rate == clip_rate:
-        return round(spec.audio_seconds * clip_rate)
-    wanted = round(spec.audio_seconds * spec.audio_sample_rate)
-    return math.ceil(wanted * clip_rate / spec.audio_sample_rate)
-
-
-def _centred_audio_start(starts: np.ndarray, fps: float, video_window_s: float, sample_rate: int,
-                         audio_len: int, rounded: bool = True) -> np.ndarray:
-    """Audio start sample (clip-local) whose window is centred on each video window's centre."""
-    centre = starts / fps + video_window_s / 2
-    exact = centre * sample_rate - audio_len / 2
-    return np.round(exact).astype(np.int64) if rounded else exact
 
 
 def _draw_kind(rng: np.random.Generator, shares: dict[PairKind, float]) -> PairKind:
