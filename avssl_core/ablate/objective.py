@@ -91,14 +91,10 @@ def trial_config(cfg: Config, definition: StudyDefinition, plan: TrialPlan, tria
         pc, out_dir=str(trial_dir / "pretrain"), hparams=hparams, train=train,
         pairs_per_clip=ab.pairs_per_clip or pc.pairs_per_clip, val_pairs=ab.val_pairs or pc.val_pairs)
     paths = dataclasses.replace(cfg.paths, metrics_dir=str(trial_dir / "metrics"))
-    out = dataclasses.replace(cfg, paths=paths, pretrain=pretrain)
-    evaluate = getattr(cfg, "evaluate", None)
-    if evaluate is not None:
-        # A downstream objective evaluates the trial's own model, and its pictures stay in its folder.
-        moved = {"methods_dir": str(trial_dir / "pretrain"), "out_dir": str(trial_dir / "evaluate")}
-        moved = {k: v for k, v in moved.items() if hasattr(evaluate, k)}
-        out = dataclasses.replace(out, evaluate=dataclasses.replace(evaluate, **moved))
-    return out
+    # A downstream objective evaluates the trial's own model, and its pictures stay in its folder.
+    evaluate = dataclasses.replace(cfg.evaluate, methods_dir=str(trial_dir / "pretrain"),
+                                   out_dir=str(trial_dir / "evaluate"))
+    return dataclasses.replace(cfg, paths=paths, pretrain=pretrain, evaluate=evaluate)
 
 
 def pretext_value(trial_cfg: Config, definition: StudyDefinition, protocol: str, metrics: dict[str, Any]) -> float:
