@@ -2,26 +2,57 @@
 
 Every stage reads its own section; DVC tracks exactly those sections as the stage's params.
 Unknown keys are errors (a typo must not silently fall back to a default).
+
+Each section is a pydantic dataclass (``@section``): its fields' types, defaults and bounds are declared
+once, below, and pydantic checks them strictly (no "3" for 3, no 1 for true) whenever a section is built,
+from params.yaml or in code by ``dataclasses.replace``. To the rest of the code a section is a plain
+dataclass (``dataclasses.fields``, ``replace``, ``asdict``). Pydantic's errors are reworded at the end of
+this module into one ConfigError line per mistake: the dotted key, what is expected and what was given.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import pydantic.dataclasses
 import yaml
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from avssl_core.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
 
+# Bounds, declared once per kind of number; their messages read "must be >= 1" / "must be in [0, 1]".
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
-@dataclass
+
+def section(cls):
+    """Make ``cls`` a config section: a dataclass whose constructor validates every field (strict types,
+    bounds, no unknown keys) and raises ConfigError naming the section's dotted key."""
+    cls = pydantic.dataclasses.dataclass(cls, config=ConfigDict(extra="forbid", strict=True))
+    validating_init = cls.__init__
+
+    @functools.wraps(validating_init)
+    def __init__(self, *args, **kwargs):
+        _validate(validating_init, self, args, kwargs, where=self._params_key)
+
+    cls.__init__ = __init__
+    cls._validating_init = validating_init  # the loader's way in, with the parameters file in its messages
+    cls._params_key = cls.__name__  # its dotted key in params.yaml, set at the end of this module
+    return cls
+
+
+@section
 class PathsConfig:
     """Where each stage reads and writes, relative to the project root (DVC runs stages there)."""
 
@@ -33,7 +64,7 @@ class PathsConfig:
     metrics_dir: str = "metrics"  # small JSON summaries, declared as DVC metrics
 
 
-@dataclass
+@section
 class SynthConfig:
     """The built-in synthetic audio-visual world (avssl_core/synth)."""
 
@@ -64,14 +95,14 @@ class SynthConfig:
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg")
 
 
-@dataclass
+@section
 class LocalSourceConfig:
     path: str = ""  # a folder, or a glob such as /videos/**/*.mp4
     extensions: list[str] = field(default_factory=lambda: list(VIDEO_EXTENSIONS))
     label_from_parent: bool = True  # <root>/<class>/<file> layout (UCF101): label = class folder name
 
 
-@dataclass
+@section
 class ManifestSourceConfig:
     csv: str = ""  # columns: path (file path or file:// / http(s):// URL); optional label, start, end, split
     path_column: str = "path"
@@ -87,19 +118,14 @@ class ManifestSourceConfig:
     allowed_roots: list[str] = field(default_factory=list)
     # Downloads (http/https only): one file may not exceed max_download_bytes (checked against
     # Content-Length before reading and while streaming), nor all of one run's downloads download_budget_bytes.
-    max_download_bytes: int = 4 << 30  # 4 GiB: hours of HD video
-    download_budget_bytes: int = 100 << 30  # 100 GiB per run
-
-    def __post_init__(self):
-        for name in ("max_download_bytes", "download_budget_bytes"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"acquire.manifest.{name} must be >= 1, got {getattr(self, name)}")
+    max_download_bytes: PositiveInt = 4 << 30  # 4 GiB: hours of HD video
+    download_budget_bytes: PositiveInt = 100 << 30  # 100 GiB per run
     path_template: str = ""  # build the path from columns, e.g. "{youtube_id}_{start_seconds:06d}.mp4"
     columns: list[str] = field(default_factory=list)  # names for a header-less CSV (VGGSound's vggsound.csv)
     segment_duration_s: float | None = None  # a row with a start but no end ends this long after it
 
 
-@dataclass
+@section
 class LakeFSSourceConfig:
     repository: str = ""
     ref: str = "main"  # branch, tag or commit
@@ -110,14 +136,17 @@ class LakeFSSourceConfig:
     pre_sign: bool = False  # true: read straight from the object store via pre-signed URLs
     timeout_s: float = 60.0  # per request (listing page or downloaded chunk)
 
-    def __post_init__(self):
+    @field_validator("endpoint_url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
         # Parameters are recorded (dvc.lock, Prefect runs): credentials belong in LAKECTL_* or lakectl's file.
-        if "@" in self.endpoint_url.strip().split("://")[-1].split("/")[0]:
-            raise ConfigError("acquire.lakefs.endpoint_url holds credentials (user:password@); parameters are "
-                              "recorded in dvc.lock and run logs, so give them as LAKECTL_CREDENTIALS_* instead")
+        if "@" in url.strip().split("://")[-1].split("/")[0]:
+            raise ValueError("holds credentials (user:password@); parameters are recorded in dvc.lock and "
+                             "run logs, so give them as LAKECTL_CREDENTIALS_* instead")
+        return url
 
 
-@dataclass
+@section
 class AcquireConfig:
     source: str = "synthetic"  # synthetic | local | manifest | lakefs
     local: LocalSourceConfig = field(default_factory=LocalSourceConfig)
@@ -126,7 +155,7 @@ class AcquireConfig:
     workers: int = 2
 
 
-@dataclass
+@section
 class ValidateConfig:
     min_duration_s: float | None = None  # None: one clip (segment.clip_seconds)
     min_fps: float = 10.0
@@ -141,7 +170,7 @@ class ValidateConfig:
     workers: int = 2
 
 
-@dataclass
+@section
 class SegmentConfig:
     clip_seconds: float = 10.0  # the co-attention paper trains on 10 s clips
     fps: int = 25
@@ -155,48 +184,35 @@ class SegmentConfig:
     workers: int = 2
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS = typing.get_args(Precision)
 
 
-@dataclass
+@section
 class TrainConfig:
     """The trainer's settings (avssl_core/train/trainer.py); the pretrain stage fills epochs and batch
     size from the method's preset unless params.yaml sets them."""
 
-    epochs: int | None = None  # None: the method preset's (the pretrain stage fills it in)
-    batch_size: int | None = None  # per process (None: the preset's); global = this * world * grad_accum
-    grad_accum_steps: int = 1
-    num_workers: int = 0  # DataLoader worker processes per training process
+    epochs: PositiveInt | None = None  # None: the method preset's (the pretrain stage fills it in)
+    batch_size: PositiveInt | None = None  # per process (None: the preset's); global = this * world * grad_accum
+    grad_accum_steps: PositiveInt = 1
+    num_workers: NonNegativeInt = 0  # DataLoader worker processes per training process
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA, GradScaler)
+    precision: Precision = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16 | fp16 (CUDA, GradScaler)
     compile: bool = False  # torch.compile the training step
     channels_last_3d: bool = False  # model and 5-D inputs in channels_last_3d, for methods with 3-D convs
-    checkpoint_every_steps: int = 500  # optimizer steps; a checkpoint is also written at each epoch end
+    checkpoint_every_steps: PositiveInt = 500  # optimizer steps; a checkpoint is also written at each epoch end
     keep_checkpoints: int = 3  # newest checkpoints kept; <= 0 keeps all
-    log_every_steps: int = 10
-    max_failed_fraction: float = 0.05  # stop when more undecodable samples than this share ...
+    log_every_steps: PositiveInt = 10
+    max_failed_fraction: Fraction = 0.05  # stop when more undecodable samples than this share ...
     min_samples_before_failure_check: int = 20  # ... once at least this many samples were drawn
     deterministic: bool = False  # deterministic kernels (slower), for bit-exact reruns and resumes
-    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs); schedules still span all epochs
+    max_steps: NonNegativeInt | None = None  # stop after this many optimizer steps (smoke runs); schedules still span all epochs
     progress: bool = True  # tqdm bar on the main process
 
-    def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "grad_accum_steps", "checkpoint_every_steps", "log_every_steps")
-        for name in positive:
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            raise ConfigError(f"train.num_workers must be >= 0, got {self.num_workers}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision: expected one of {PRECISIONS}, got {self.precision!r}")
-        if not 0.0 <= self.max_failed_fraction <= 1.0:
-            raise ConfigError(f"train.max_failed_fraction must be in [0, 1], got {self.max_failed_fraction}")
-        if self.max_steps is not None and self.max_steps < 0:
-            raise ConfigError(f"train.max_steps must be >= 0, got {self.max_steps}")
 
-
-@dataclass
+@section
 class PretrainConfig:
     """The pretrain stage: which method and preset, on which clips, and the trainer's settings."""
 
@@ -214,7 +230,7 @@ class PretrainConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-@dataclass
+@section
 class EvalPretextConfig:
     """Pretext accuracy on fixed, seeded pairs of the evaluation split, one mix of negatives per protocol."""
 
@@ -222,7 +238,7 @@ class EvalPretextConfig:
     pairs: int = 64  # pairs per protocol (half positives)
 
 
-@dataclass
+@section
 class EvalActionConfig:
     """Action recognition by fine-tuning (avssl_core/eval/action.py)."""
 
@@ -245,7 +261,7 @@ class EvalActionConfig:
     head_dim: int = 512  # audio_visual: FC head_dim -> FC classes
 
 
-@dataclass
+@section
 class EvalAudioConfig:
     """Linear probe on frozen audio features (avssl_core/eval/audio_probe.py)."""
 
@@ -259,14 +275,14 @@ class EvalAudioConfig:
     cv_folds: int = 3  # DCASE: grouped k-fold over training files (ESC-50 uses its own training folds)
 
 
-@dataclass
+@section
 class EvalRetrievalConfig:
     clips_per_video: int = 3  # clips whose backbone features are averaged per video (CMAC Sec. 4.2: 10)
     ks: list[int] = field(default_factory=lambda: [1, 5, 10])
     cross_distance: str = "euclidean"  # cross-modal space: euclidean (AVTS/AVC are trained on it) | cosine
 
 
-@dataclass
+@section
 class EvalFrozenConfig:
     """Frozen-feature probes of both encoders (avssl_core/eval/frozen_probe.py): kNN and a linear probe fit
     on the training split's labels, scored per test clip."""
@@ -280,7 +296,7 @@ class EvalFrozenConfig:
     fixed_c: float = 1.0  # C where grouped CV cannot run (a class with one labelled source video)
 
 
-@dataclass
+@section
 class EvalPaperMaxConfig:
     """Caps on the paper protocol's sizes, for small runs (null: the paper's value); named in the metrics."""
 
@@ -289,7 +305,7 @@ class EvalPaperMaxConfig:
     clips: int | None = None  # every clip count: training/test clips per video, audio sub-clips, retrieval clips
 
 
-@dataclass
+@section
 class EvalLocalizationConfig:
     max_clips: int = 24  # evaluation-split clips with boxes scored per method
     # Frame size (pixels) the maps are computed on, for methods whose networks take any size (finer maps);
@@ -297,7 +313,7 @@ class EvalLocalizationConfig:
     input_size: int | None = None
 
 
-@dataclass
+@section
 class EvaluateConfig:
     """The evaluate stage (avssl evaluate --method M): downstream tasks for a pretrained method, each also
     run from random initialisation (same architecture, seed and inputs) as the baseline."""
@@ -326,32 +342,20 @@ class EvaluateConfig:
     paper_max: EvalPaperMaxConfig = field(default_factory=EvalPaperMaxConfig)
 
 
-RETRAIN_DIRECTIONS = ("maximize", "minimize")
-
-
-@dataclass
+@section
 class RetrainConfig:
     """The retrain flow (flows/retrain.py): which model it retrains, and when a new one replaces the best."""
 
     method: str = "avc"  # the method the retrain flow retrains and promotes
     metric: str = "tasks.pretext_easy.pretrained.accuracy"  # dotted path in metrics/<method>.json (evaluate)
     fallback_metric: str = "pretext_accuracy.easy"  # in metrics/pretrain_<method>.json, while no evaluate stage
-    direction: str = "maximize"  # maximize | minimize
-    min_improvement: float = 0.0  # the new model must beat the best by more than this
+    direction: Literal["maximize", "minimize"] = "maximize"
+    min_improvement: NonNegativeFloat = 0.0  # the new model must beat the best by more than this
     best_dir: str = "models/best"  # <best_dir>/<method>/{model.pt,metrics.json,record.json}, decisions.jsonl
     force: bool = False  # retrain even when the source data did not change
 
-    def __post_init__(self) -> None:
-        if self.direction not in RETRAIN_DIRECTIONS:
-            raise ConfigError(f"retrain.direction: expected one of {RETRAIN_DIRECTIONS}, got {self.direction!r}")
-        if self.min_improvement < 0:
-            raise ConfigError(f"retrain.min_improvement must be >= 0, got {self.min_improvement}")
 
-
-ABLATE_PRUNERS = ("none", "median", "halving", "threshold")
-
-
-@dataclass
+@section
 class AblateConfig:
     """Optuna ablations (avssl ablate --study NAME): one study per table of the papers, each trial a
     small pretraining run in its own folder, <out_dir>/<study>/trial_<n>/."""
@@ -360,38 +364,25 @@ class AblateConfig:
     study_name: str = ""  # the study's name in the storage; empty: the study's key
     storage: str = "sqlite:///data/ablate/optuna.db"  # a PostgreSQL URL lets several workers share a study
     out_dir: str = "data/ablate"  # trial folders and the table of trials (trials.csv, trials.md)
-    trials: int | None = None  # None: every point of the study's grid
+    trials: PositiveInt | None = None  # None: every point of the study's grid
     timeout_s: float | None = None  # this worker starts no new trial after this many seconds
     sampler_seed: int = 0  # the grid sampler's order of the points left after a crash
-    pruner: str = "none"  # none | median | halving | threshold (prunes below prune_below)
-    pruner_warmup_epochs: int = 1  # epochs a trial always runs before it may be pruned
-    pruner_startup_trials: int = 2  # median: trials finished before any is pruned
+    pruner: Literal["none", "median", "halving", "threshold"] = "none"  # threshold: prunes below prune_below
+    pruner_warmup_epochs: NonNegativeInt = 1  # epochs a trial always runs before it may be pruned
+    pruner_startup_trials: NonNegativeInt = 2  # median: trials finished before any is pruned
     prune_below: float = 0.5  # threshold: a validation accuracy below this (chance: 0.5) is pruned
     objective: str = "pretext"  # pretext (the study's protocol) | pretext:<protocol> | <task>.<metric> (evaluate)
     preset: str = "tiny"  # the method preset every trial starts from
-    epochs: int | None = 3  # the tiny budget per trial; None: the preset's
-    max_steps: int | None = None  # optimizer steps per trial; None: all epochs
-    pairs_per_clip: int | None = 2  # None: pretrain.pairs_per_clip (itself None: the preset's)
-    val_pairs: int | None = 64  # None: pretrain.val_pairs
-    batch_size: int | None = None  # None: pretrain.train.batch_size, else the preset's
-    heartbeat_interval_s: int = 30  # a RUNNING trial whose worker stops beating ...
-    grace_period_s: int | None = None  # ... for this long (None: 2 heartbeats) is failed and retried once
-
-    def __post_init__(self) -> None:
-        if self.pruner not in ABLATE_PRUNERS:
-            raise ConfigError(f"ablate.pruner: expected one of {ABLATE_PRUNERS}, got {self.pruner!r}")
-        for name in ("trials", "epochs", "pairs_per_clip", "val_pairs", "batch_size", "heartbeat_interval_s",
-                     "grace_period_s"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"ablate.{name} must be >= 1, got {value}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"ablate.max_steps must be >= 1, got {self.max_steps}")
-        if self.pruner_warmup_epochs < 0 or self.pruner_startup_trials < 0:
-            raise ConfigError("ablate.pruner_warmup_epochs and ablate.pruner_startup_trials must be >= 0")
+    epochs: PositiveInt | None = 3  # the tiny budget per trial; None: the preset's
+    max_steps: PositiveInt | None = None  # optimizer steps per trial; None: all epochs
+    pairs_per_clip: PositiveInt | None = 2  # None: pretrain.pairs_per_clip (itself None: the preset's)
+    val_pairs: PositiveInt | None = 64  # None: pretrain.val_pairs
+    batch_size: PositiveInt | None = None  # None: pretrain.train.batch_size, else the preset's
+    heartbeat_interval_s: PositiveInt = 30  # a RUNNING trial whose worker stops beating ...
+    grace_period_s: PositiveInt | None = None  # ... for this long (None: 2 heartbeats) is failed and retried once
 
 
-@dataclass
+@section
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
@@ -407,6 +398,7 @@ class Config:
     def min_duration_s(self) -> float:
         v = self.validate.min_duration_s
         return float(self.segment.clip_seconds if v is None else v)
+
 
 
 def load_config(params: str | Path | None = DEFAULT_PARAMS, overrides: list[str] | None = None) -> Config:
@@ -443,70 +435,103 @@ def _apply_override(raw: dict, item: str) -> None:
 
 
 def build(cls, data: Any, where: str):
-    """Build dataclass ``cls`` from a mapping, checking keys and types; ``where`` names the location."""
+    """Section ``cls`` from a mapping (None: all defaults), its subsections first; ``where`` names the
+    mapping's place (``params.yaml.pretrain``) in messages."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+    hints = _hints(cls)
     kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _coerce(hints[f.name], data[f.name], f"{where}.{f.name}")
-    obj = cls(**kwargs)
+    for key, value in data.items():
+        if not isinstance(key, str):  # YAML read it as a number or bool: it cannot name a field
+            raise ConfigError(f"{where}: unknown key {key!r}")
+        tp = hints.get(key)
+        kwargs[key] = build(tp, value, f"{where}.{key}") if _is_section(tp) else value
+    obj = cls.__new__(cls)
+    _validate(cls._validating_init, obj, (), kwargs, where)
     return obj
-
-
-def _coerce(tp, value, where: str):
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return build(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: {value!r} is not a {tp}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (arg,) = typing.get_args(tp)
-        return [_coerce(arg, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        kt, vt = typing.get_args(tp)
-        return {_coerce(kt, k, where): _coerce(vt, v, f"{where}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    return value
 
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+# --- pydantic's errors, reworded: "<dotted key>: expected <kind>, got <value>" ---------------------------
+
+_EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "true/false",
+             "string_type": "a string", "list_type": "a list", "dict_type": "a mapping"}
+
+
+def _validate(validating_init, obj, args: tuple, kwargs: dict, where: str) -> None:
+    """Run pydantic's validating ``__init__``; ``where`` names the section in messages."""
+    try:
+        validating_init(obj, *args, **kwargs)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(type(obj), e, where) for e in exc.errors())) from None
+
+
+def _describe(cls, error: dict, where: str) -> str:
+    """One pydantic error about section ``cls`` (at ``where``) as one line naming the dotted key."""
+    loc, kind, given = error["loc"], error["type"], error["input"]
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        close = difflib.get_close_matches(loc[0], _hints(cls), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}: unknown key {loc[0]!r}{hint}"
+    wrong_key = loc[-1] == "[key]"  # a mapping's key, not a value: the message names the mapping
+    loc = loc[:-2] if wrong_key else loc
+    tp = _hints(cls)[loc[0]]
+    for _ in loc[1:]:
+        tp = typing.get_args(_parts(tp)[0])[-1]  # list[T] -> T, dict[K, V] -> V
+    if wrong_key:
+        tp = typing.get_args(_parts(tp)[0])[0]
+    key = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    key = key.removeprefix(".")  # ks[1], split_fractions.train
+    base, nullable, bounds = _parts(tp)
+    if kind in ("greater_than_equal", "less_than_equal"):
+        if len(bounds) == 2:
+            return f"{key} must be in [{bounds['ge']}, {bounds['le']}], got {given}"
+        return f"{key} must be {'>=' if 'ge' in bounds else '<='} {next(iter(bounds.values()))}, got {given}"
+    if kind == "literal_error":
+        return f"{key}: expected one of {error['ctx']['expected']}, got {given!r}"
+    if kind == "value_error":
+        return f"{key} {error['ctx']['error']}"
+    if kind.startswith("dataclass"):
+        return f"{key}: expected a mapping, got {type(given).__name__}"
+    if nullable:
+        return f"{key}: {given!r} is not a {base.__name__} | None"
+    if kind in _EXPECTED:
+        return f"{key}: expected {_EXPECTED[kind]}, got {given!r}"
+    return f"{key}: {error['msg']}, got {given!r}"
+
+
+@functools.cache
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _is_section(tp) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _parts(tp) -> tuple[Any, bool, dict[str, Any]]:
+    """A declared type as (its base type, whether null is allowed, its bounds as declared: {"ge": 1}).
+    Unions here are all ``T | None``."""
+    members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    base = next(m for m in members if m is not type(None))
+    bounds: dict[str, Any] = {}
+    if typing.get_origin(base) is Annotated:
+        base, *metadata = typing.get_args(base)
+        for info in metadata:  # Field(ge=0, le=1) -> [Ge(ge=0), Le(le=1)]
+            bounds.update(item for c in info.metadata for item in dataclasses.asdict(c).items())
+    return base, len(members) > 1, bounds
+
+
+def _set_params_keys(cls, key: str = "") -> None:
+    cls._params_key = key  # Config: "", its sections: "segment", "pretrain.train", ...
+    for name, tp in typing.get_type_hints(cls).items():
+        if _is_section(tp):
+            _set_params_keys(tp, f"{key}.{name}".removeprefix("."))
+
+
+_set_params_keys(Config)

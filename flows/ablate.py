@@ -8,7 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 from avssl_core.errors import ConfigError
 from avssl_core.orchestration.artifacts import artifact_key, stage_markdown
 from flows.run_logging import fail_on_judged_errors
-from flows.tasks import DvcMode, FlowSetup, ablate_task, require_stage
+from flows.tasks import DvcMode, FlowSetup, ablate_task
 
 
 @flow(name="avssl-ablate", flow_run_name="ablate-{study}", log_prints=True)
@@ -16,7 +16,6 @@ from flows.tasks import DvcMode, FlowSetup, ablate_task, require_stage
 def ablate_flow(study: str, params_file: str = "params.yaml", overrides: list[str] | None = None,
                 dvc: DvcMode = "commit") -> dict:
     """Run (or resume) the ablation ``study``."""
-    require_stage("ablate")
     if not study or not isinstance(study, str):
         raise ConfigError(f"parameter study: expected a study name, got {study!r}")
     setup = FlowSetup(params_file, overrides, dvc, ["ablate"])

@@ -12,9 +12,7 @@ from flows.tasks import (
     FlowSetup,
     publish_metrics_table,
     report_task,
-    require_stage,
     run_evaluate_method,
-    stage_available,
 )
 
 
@@ -23,14 +21,13 @@ from flows.tasks import (
 def evaluate_flow(methods: list[MethodName] | None = None, report: bool = True, params_file: str = "params.yaml",
                   overrides: list[str] | None = None, dvc: DvcMode = "commit", refresh_cache: bool = False) -> dict:
     """Evaluate ``methods`` (default: pretrain.methods) and, with ``report``, rebuild the report."""
-    require_stage("evaluate")
     setup = FlowSetup(params_file, overrides, dvc, ["evaluate", "report"] if report else ["evaluate"],
                       refresh_cache)
     names = check_methods(methods) if methods is not None else check_methods(setup.cfg.pretrain.methods,
                                                                                "pretrain.methods")
     results = {m: run_evaluate_method(setup, m) for m in names}
     publish_metrics_table(setup.cfg, names)
-    if report and stage_available("report"):
+    if report:
         results["report"] = report_task(setup.cfg)
         setup.version("report")
     return results

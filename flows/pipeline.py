@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from avssl_core import pipeline_spec
 from avssl_core.orchestration.parameters import check_methods
 from flows.params import MethodName
 from flows.run_logging import fail_on_judged_errors
@@ -16,13 +17,7 @@ from flows.tasks import (
     run_data,
     run_evaluate_method,
     run_pretrain_method,
-    stage_available,
 )
-
-
-def pipeline_stages(evaluate: bool) -> list[str]:
-    stages = ["acquire", "validate", "segment", "pretrain"]
-    return stages + (["evaluate", "report"] if evaluate else [])
 
 
 @flow(name="avssl-pipeline", log_prints=True)
@@ -30,19 +25,16 @@ def pipeline_stages(evaluate: bool) -> list[str]:
 def pipeline_flow(methods: list[MethodName] | None = None, preset: Preset | None = None,
                   params_file: str = "params.yaml", overrides: list[str] | None = None, dvc: DvcMode = "commit",
                   refresh_cache: bool = False) -> dict:
-    """Everything `dvc repro` runs: data stages, pretrain per method (default: pretrain.methods), then
-    evaluate and report where this checkout has those stages."""
-    evaluate = stage_available("evaluate")
-    setup = FlowSetup(params_file, overrides, dvc, pipeline_stages(evaluate), refresh_cache)
+    """Everything `dvc repro` runs: data stages, pretrain and evaluate per method (default:
+    pretrain.methods), then the report."""
+    setup = FlowSetup(params_file, overrides, dvc, list(pipeline_spec.dvc_stages(".")), refresh_cache)
     names = check_methods(methods) if methods is not None else check_methods(setup.cfg.pretrain.methods,
                                                                                "pretrain.methods")
     result: dict = {"data": run_data(setup)}
     result["pretrain"] = {m: run_pretrain_method(setup, m, preset) for m in names}
-    if evaluate:
-        result["evaluate"] = {m: run_evaluate_method(setup, m) for m in names}
-        if stage_available("report"):
-            result["report"] = report_task(setup.cfg)
-            setup.version("report")
+    result["evaluate"] = {m: run_evaluate_method(setup, m) for m in names}
+    result["report"] = report_task(setup.cfg)
+    setup.version("report")
     result["metrics_table"] = publish_metrics_table(setup.cfg, names)
     return result
 

@@ -28,24 +28,19 @@ from flows.tasks import (
     run_data,
     run_evaluate_method,
     run_pretrain_method,
-    stage_available,
 )
 
 
 def candidate_reading(setup: FlowSetup, method: str) -> promotion.Reading:
-    """The new model's metric: retrain.metric from the evaluate stage, or -- while this checkout has no
-    evaluate stage -- retrain.fallback_metric from the pretrain stage's held-out pretext accuracy."""
+    """The new model's metric: retrain.metric, from the evaluate stage."""
     cfg = setup.cfg
     metrics_dir = Path(cfg.paths.metrics_dir)
-    if stage_available("evaluate"):
-        try:
-            run_evaluate_method(setup, method)
-        except Exception as exc:
-            return promotion.Reading(None, cfg.retrain.metric, str(metrics_dir / f"{method}.json"), None,
-                                     error=f"evaluation failed: {type(exc).__name__}: {exc}")
-        return promotion.read_metric(metrics_dir / f"{method}.json", cfg.retrain.metric)
-    return promotion.read_metric(metrics_dir / f"pretrain_{method}.json", cfg.retrain.fallback_metric,
-                                 fallback=True)
+    try:
+        run_evaluate_method(setup, method)
+    except Exception as exc:
+        return promotion.Reading(None, cfg.retrain.metric, str(metrics_dir / f"{method}.json"), None,
+                                 error=f"evaluation failed: {type(exc).__name__}: {exc}")
+    return promotion.read_metric(metrics_dir / f"{method}.json", cfg.retrain.metric)
 
 
 def run_name() -> str:
@@ -68,8 +63,8 @@ def retrain_flow(method: MethodName | None = None, preset: Preset | None = None,
                  params_file: str = "params.yaml", overrides: list[str] | None = None, dvc: DvcMode = "commit",
                  refresh_cache: bool = False) -> dict:
     """Retrain ``method`` (default: retrain.method) when the data changed (or ``force``), then promote or not."""
-    stages = ["acquire", "validate", "segment", "pretrain"] + (["evaluate"] if stage_available("evaluate") else [])
-    setup = FlowSetup(params_file, overrides, dvc, stages, refresh_cache)
+    setup = FlowSetup(params_file, overrides, dvc, ["acquire", "validate", "segment", "pretrain", "evaluate"],
+                      refresh_cache)
     cfg = setup.cfg
     name = check_method(method or cfg.retrain.method, "method" if method else "retrain.method")
     force = cfg.retrain.force if force is None else force

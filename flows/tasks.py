@@ -5,7 +5,6 @@ Only orchestration lives here: the work is done by the same functions `avssl <st
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -17,8 +16,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.tasks import exponential_backoff
 
+from avssl_core import pipeline_spec
 from avssl_core.config import Config
-from avssl_core.errors import ConfigError
 from avssl_core.orchestration import cache, versioning
 from avssl_core.orchestration.artifacts import artifact_key, metrics_table, stage_markdown
 from avssl_core.orchestration.parameters import flow_config
@@ -66,7 +65,7 @@ class FlowSetup:
         versioning.check_project(".", dvc)
         self.dvc = dvc
         self.refresh_cache = refresh_cache
-        self.dvc_stages = versioning.dvc_stages(".") if dvc != "off" else {}
+        self.dvc_stages = pipeline_spec.dvc_stages(".") if dvc != "off" else {}
         if dvc != "off":
             versioning.check_overrides_versionable(self.cfg, file_cfg, self.dvc_stages, stages, list(overrides or []))
 
@@ -74,7 +73,7 @@ class FlowSetup:
         """dvc commit (and push) the dvc.yaml stage matching ``stage``; returns a line for the artifact."""
         if self.dvc == "off":
             return "Not versioned (dvc='off')."
-        name = versioning.stage_name(self.dvc_stages, stage, item)
+        name = pipeline_spec.stage_name(self.dvc_stages, stage, item)
         if name is None:
             _logger().warning("dvc.yaml has no stage %r: its outputs are not versioned", stage)
             return f"Not versioned: dvc.yaml has no stage {stage!r}."
@@ -88,15 +87,6 @@ class FlowSetup:
         result = task_fn.with_options(refresh_cache=refresh)(self.cfg, *args, content_key=key)
         cache.write_stamp(key, outputs)
         return result
-
-
-def stage_available(stage: str) -> bool:
-    return importlib.util.find_spec(f"avssl_core.stages.{stage}") is not None
-
-
-def require_stage(stage: str) -> None:
-    if not stage_available(stage):
-        raise ConfigError(f"the {stage} stage (avssl_core/stages/{stage}.py) is not part of this checkout")
 
 
 def _artifact(stage: str, summary: dict, note: str, *suffix: str) -> None:
@@ -196,7 +186,6 @@ def run_pretrain_method(setup: FlowSetup, method: str, preset: str | None) -> di
 
 
 def run_evaluate_method(setup: FlowSetup, method: str) -> dict:
-    require_stage("evaluate")
     summary = setup.run_cached(evaluate_task, "evaluate", cache.evaluate_key(setup.cfg, method), method,
                                method=method)
     table = metrics_table({method: summary})

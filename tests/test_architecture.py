@@ -10,9 +10,6 @@ import pytest
 
 pytestmark = pytest.mark.timeout(60)
 
-# orchestration/cache.py reads the training code's fingerprint from the pretrain stage until
-# code_fingerprint moves to avssl_core/pipeline_spec.py (issue 15, a separate change): remove this entry then.
-PENDING = {"avssl_core/orchestration/cache.py -> avssl_core.stages.pretrain.code_fingerprint"}
 
 
 def _run(root: Path, repo_root: Path) -> subprocess.CompletedProcess:
@@ -32,8 +29,8 @@ def _below(stdout: str) -> set[str]:
 
 def test_no_module_below_the_front_ends_imports_a_stage(repo_root):
     result = _run(repo_root, repo_root)
-    assert _below(result.stdout) == PENDING, result.stdout
-    assert result.returncode == (1 if PENDING else 0), result.stdout + result.stderr
+    assert _below(result.stdout) == set(), result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_check_finds_upward_imports_and_allows_front_ends_and_stages(tmp_path, repo_root):

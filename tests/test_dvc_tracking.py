@@ -1,5 +1,5 @@
-"""What dvc.yaml tracks per method, and the places that must agree with it: the flows' override check
-and their pretrain cache keys. No DVC run here (tests/test_pipeline_dvc.py runs the real one)."""
+"""What dvc.yaml tracks per method, and what reads it: the flows' override check and their pretrain cache
+keys. No DVC run here (tests/test_pipeline_dvc.py runs the real one)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from avssl_core import pipeline_spec
 from avssl_core.config import load_config
 from avssl_core.errors import ConfigError
 from avssl_core.orchestration import cache, versioning
@@ -17,20 +18,22 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_pretrain_tracks_shared_keys_and_only_its_own_hparams():
-    stages = versioning.dvc_stages(REPO)
-    assert versioning.tracked_params(stages, "pretrain", ["cmac"]) == [*cache.PRETRAIN_PARAMS,
-                                                                       "pretrain.hparams.cmac"]
+    stages = pipeline_spec.dvc_stages(REPO)
+    # Every method's stage tracks the shared keys and its own hyper-parameters, no other method's.
+    *shared, own = pipeline_spec.tracked_params(stages, "pretrain", ["cmac"])
+    assert own == "pretrain.hparams.cmac"
+    assert shared and not any(key.startswith("pretrain.hparams") for key in shared)
     # What selects the runs is not a parameter of any run.
-    tracked = versioning.tracked_params(stages, "pretrain", ["avts", "avc", "coattention", "cmac"])
+    tracked = pipeline_spec.tracked_params(stages, "pretrain", ["avts", "avc", "coattention", "cmac"])
     assert not {"pretrain", "pretrain.method", "pretrain.methods", "pretrain.hparams"} & set(tracked)
     # DVC needs every method's entry in params.yaml (an empty mapping is tracked as {}).
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert set(params["pretrain"]["methods"]) <= set(params["pretrain"]["hparams"])
-    assert versioning.foreach_items(stages, "pretrain", params) == params["pretrain"]["methods"]
+    assert pipeline_spec.foreach_items(stages, "pretrain", params) == params["pretrain"]["methods"]
 
 
 def test_override_of_one_methods_hparams_is_caught_for_the_pretrain_stage():
-    stages = versioning.dvc_stages(REPO)
+    stages = pipeline_spec.dvc_stages(REPO)
     ref = load_config(REPO / "params.yaml")
     override = ["pretrain.hparams.cmac.lambda_ac=1.0"]
     eff = load_config(REPO / "params.yaml", override)

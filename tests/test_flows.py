@@ -21,6 +21,7 @@ if str(REPO) not in sys.path:  # flows/ is a folder of the checkout, not an inst
 
 from flow_project import fresh_project  # noqa: E402
 
+from avssl_core import pipeline_spec  # noqa: E402
 from avssl_core.config import load_config  # noqa: E402
 from avssl_core.errors import ConfigError, DataError  # noqa: E402
 from avssl_core.orchestration import cache, promotion, versioning  # noqa: E402
@@ -123,7 +124,7 @@ def test_parameter_errors_name_the_parameter(tmp_path):
 
 
 def test_overrides_of_tracked_params_cannot_be_versioned():
-    stages = versioning.dvc_stages(REPO)
+    stages = pipeline_spec.dvc_stages(REPO)
     ref = load_config(None)
     eff = load_config(None, ["segment.crf=23"])
     versioning.check_overrides_versionable(eff, ref, stages, ["acquire", "validate"], ["segment.crf=23"])
@@ -133,8 +134,8 @@ def test_overrides_of_tracked_params_cannot_be_versioned():
     eff = load_config(None, ["segment.clip_seconds=4"])
     with pytest.raises(ConfigError, match=r"segment\.clip_seconds.*'validate'"):
         versioning.check_overrides_versionable(eff, ref, stages, ["validate"], ["segment.clip_seconds=4"])
-    assert versioning.stage_name(stages, "pretrain", "avc") == "pretrain@avc"
-    assert versioning.stage_name(stages, "nope") is None
+    assert pipeline_spec.stage_name(stages, "pretrain", "avc") == "pretrain@avc"
+    assert pipeline_spec.stage_name(stages, "nope") is None
     with pytest.raises(ConfigError, match="parameter dvc"):
         versioning.check_project(REPO, "sometimes")
 

@@ -1,8 +1,9 @@
 """Content-hash cache keys for the stage tasks, and the check that a cached result may be reused.
 
 A task's cache key (``*_key``) hashes what decides its result: the input tables' content columns or
-bytes, its parameter sections and its code. Prefect then skips the task when a run with the same key
-completed. That alone would trust outputs on disk that a later run with other inputs overwrote (data A,
+bytes, and the parameters and code that dvc.yaml lists for the stage (read by avssl_core/pipeline_spec.py,
+so what reruns a stage under DVC is what re-keys it under Prefect). Prefect then skips the task when a run
+with the same key completed. That alone would trust outputs on disk that a later run with other inputs overwrote (data A,
 then B, then A again would reuse A's record over B's files), so every run also leaves a stamp -- the key
 and a digest of the outputs it left -- and a cached result is used only while the outputs on disk still
 match the stamp of the same key (``is_fresh``); otherwise the task runs again.
@@ -18,22 +19,13 @@ from pathlib import Path
 from avssl_core.config import Config
 from avssl_core.errors import DataError
 from avssl_core.io_utils import write_json_atomic
-from avssl_core.orchestration.fingerprints import (
-    code_digest,
-    combine,
-    file_sha256,
-    section_digest,
-    table_digest,
-)
+from avssl_core.orchestration.fingerprints import combine, file_sha256, section_digest, table_digest
+from avssl_core.pipeline_spec import StageSpec, code_digest, stage_spec
 
-VALIDATE_CODE = ("stages/validate.py", "data/expectations.py", "data/probe.py", "data/roots.py")
-SEGMENT_CODE = ("stages/segment.py", "data/transcode.py", "data/probe.py", "data/frame_rate.py",
-                "data/audio_timeline.py", "data/clip_writers.py", "data/clip_annotations.py")
-EVALUATE_CODE = ("stages/evaluate.py", "eval", "methods", "models", "pretext")
-# The pretrain parameters dvc.yaml tracks for every method; pretrain.hparams.<method> is added per method,
-# so another method's hyper-parameters do not change this method's key (test_flows keeps both in step).
-PRETRAIN_PARAMS = ("pretrain.preset", "pretrain.out_dir", "pretrain.train_split", "pretrain.val_split",
-                   "pretrain.pairs_per_clip", "pretrain.val_pairs", "pretrain.train")
+
+def _code_and_params(cfg: Config, spec: StageSpec) -> dict[str, str]:
+    """The key parts dvc.yaml decides: the stage's code deps and its tracked parameters, as this run has them."""
+    return {"code": code_digest(*spec.code), "params": section_digest(cfg, *spec.params)}
 
 
 def validate_key(cfg: Config) -> str | None:
@@ -42,8 +34,7 @@ def validate_key(cfg: Config) -> str | None:
         data = table_digest(manifest)
     except DataError:
         return None
-    return combine("validate", manifest=data, params=section_digest(cfg, "validate", "segment.clip_seconds"),
-                   code=code_digest(*VALIDATE_CODE))
+    return combine("validate", manifest=data, **_code_and_params(cfg, stage_spec("validate")))
 
 
 def segment_key(cfg: Config) -> str | None:
@@ -52,18 +43,16 @@ def segment_key(cfg: Config) -> str | None:
         data = table_digest(valid)
     except DataError:
         return None
-    return combine("segment", valid=data, params=section_digest(cfg, "segment"), code=code_digest(*SEGMENT_CODE))
+    return combine("segment", valid=data, **_code_and_params(cfg, stage_spec("segment")))
 
 
 def pretrain_key(cfg: Config, method: str, preset: str) -> str | None:
-    from avssl_core.stages.pretrain import code_fingerprint
-
+    """Tracked parameters per method (pretrain.hparams.<method>), so another method's change keeps this key."""
     index = Path(cfg.paths.clips_dir) / "index.csv"
     if not index.is_file():
         return None
-    return combine("pretrain", index=file_sha256(index), params=section_digest(cfg, *PRETRAIN_PARAMS),
-                   hparams=json.dumps(cfg.pretrain.hparams.get(method, {}), sort_keys=True, default=str),
-                   method=method, preset=preset, code=code_fingerprint())
+    return combine("pretrain", index=file_sha256(index), method=method, preset=preset,
+                   **_code_and_params(cfg, stage_spec("pretrain", method)))
 
 
 def evaluate_key(cfg: Config, method: str) -> str | None:
@@ -72,7 +61,7 @@ def evaluate_key(cfg: Config, method: str) -> str | None:
     if not model.is_file() or not index.is_file():
         return None
     return combine("evaluate", model=file_sha256(model), index=file_sha256(index), method=method,
-                   params=section_digest(cfg, "evaluate"), code=code_digest(*EVALUATE_CODE))
+                   **_code_and_params(cfg, stage_spec("evaluate", method)))
 
 
 def stage_outputs(cfg: Config, stage: str, method: str | None = None) -> list[Path]:

@@ -1,12 +1,14 @@
 """Content hashes that key the flows' task caches.
 
 A cache key is made of what decides a stage's result -- the bytes of its inputs, its parameter
-sections and its code -- never of path strings, so moving a project or renaming a folder does not
-invalidate it, and changing one byte of the data does.
+sections and its code (hashed in avssl_core/pipeline_spec.py, beside the stage's list of code) -- never
+of path strings, so moving a project or renaming a folder does not invalidate it, and changing one byte
+of the data does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -16,8 +18,6 @@ import pandas as pd
 
 from avssl_core.config import Config, to_dict
 from avssl_core.errors import ConfigError, DataError
-
-AVSSL_CORE = Path(__file__).resolve().parents[1]
 
 # Manifest / valid.csv columns that say what a source video *is*: its bytes, its labels and the audio stream
 # chosen to use. Paths are left out on purpose (the same bytes elsewhere give the same clips).
@@ -56,28 +56,22 @@ def table_digest(csv: str | Path, columns: tuple[str, ...] = CONTENT_COLUMNS,
 
 
 def section_digest(cfg: Config, *keys: str) -> str:
-    """Hash of parameter sections or single keys (``"segment"``, ``"segment.clip_seconds"``)."""
-    tree = to_dict(cfg)
+    """Hash of parameter sections or single keys (``"segment"``, ``"segment.clip_seconds"``).
+
+    An entry missing from a free-form mapping (``pretrain.hparams.<method>`` for a method with no overrides
+    written) is hashed as absent; a key the typed config does not have is an error."""
     picked: dict[str, Any] = {}
     for key in keys:
-        node: Any = tree
+        node: Any = cfg
         for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
+            if dataclasses.is_dataclass(node) and part in {f.name for f in dataclasses.fields(node)}:
+                node = getattr(node, part)
+            elif isinstance(node, dict):
+                node = node.get(part)
+            else:
                 raise ConfigError(f"no parameter {key!r} to fingerprint")
-            node = node[part]
-        picked[key] = node
+        picked[key] = to_dict(node) if dataclasses.is_dataclass(node) else node
     return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def code_digest(*relative: str) -> str:
-    """Hash of avssl_core source files or folders (``"stages/segment.py"``, ``"data"``), by content."""
-    digest = hashlib.sha256()
-    for rel in relative:
-        path = AVSSL_CORE / rel
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
-        for file in files:
-            digest.update(file.relative_to(AVSSL_CORE).as_posix().encode() + b"\0" + file.read_bytes())
-    return digest.hexdigest()
 
 
 def combine(stage: str, **parts: str) -> str:

@@ -12,69 +12,18 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from avssl_core.config import Config, to_dict
 from avssl_core.errors import ConfigError
+from avssl_core.pipeline_spec import foreach_items, lookup, tracked_params
 
 DVC_MODES = ("commit", "push", "off")
 
 
 class DvcCommandError(RuntimeError):
     """A dvc command failed for a reason other than a held lock (which is raised as BlockingIOError)."""
-
-
-def dvc_stages(project: str | Path = ".") -> dict[str, dict]:
-    path = Path(project) / "dvc.yaml"
-    if not path.is_file():
-        return {}
-    return (yaml.safe_load(path.read_text()) or {}).get("stages", {}) or {}
-
-
-def stage_name(stages: dict[str, dict], stage: str, item: str | None = None) -> str | None:
-    """dvc.yaml's name for ``stage`` (``pretrain@avc`` for a foreach stage), or None if it has none."""
-    spec = stages.get(stage)
-    if spec is None:
-        return None
-    if "foreach" in spec:
-        return f"{stage}@{item}" if item else None
-    return stage
-
-
-def tracked_params(stages: dict[str, dict], stage: str, items: list[str] | None = None) -> list[str]:
-    """The parameter keys dvc.yaml tracks for ``stage``; a foreach stage's ``${item}`` keys (e.g.
-    ``pretrain.hparams.${item}``) once per name in ``items``."""
-    spec = stages.get(stage) or {}
-    spec = spec.get("do", spec)
-    keys: list[str] = []
-    for entry in spec.get("params", []) or []:
-        if isinstance(entry, str):
-            keys.append(entry)
-        elif isinstance(entry, dict):  # {params.yaml: [keys]}
-            for value in entry.values():
-                keys.extend(value or [])
-    expanded: list[str] = []
-    for key in keys:
-        expanded.extend([key.replace("${item}", str(item)) for item in items or []] if "${item}" in key else [key])
-    return expanded
-
-
-def foreach_items(stages: dict[str, dict], stage: str, params: dict) -> list[str]:
-    """The names a foreach stage expands to: a literal list, or a ``${section.key}`` list of params."""
-    spec = stages.get(stage) or {}
-    found = spec.get("foreach")
-    if isinstance(found, str) and found.startswith("${") and found.endswith("}"):
-        found = _lookup(params, found[2:-1])
-    return [str(item) for item in found] if isinstance(found, list) else []
-
-
-def _lookup(tree: dict, key: str) -> Any:
-    node: Any = tree
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def check_project(project: str | Path, mode: str) -> None:
@@ -93,7 +42,7 @@ def check_overrides_versionable(effective: Config, from_file: Config, stages: di
     for stage in flow_stages:
         # Every item the flow may commit: params.yaml's list and the overridden one.
         items = list(dict.fromkeys(foreach_items(stages, stage, ref) + foreach_items(stages, stage, eff)))
-        changed = [k for k in tracked_params(stages, stage, items) if _lookup(eff, k) != _lookup(ref, k)]
+        changed = [k for k in tracked_params(stages, stage, items) if lookup(eff, k) != lookup(ref, k)]
         if changed:
             raise ConfigError(
                 f"parameter overrides {overrides}: they change {', '.join(changed)}, which dvc.yaml tracks for "

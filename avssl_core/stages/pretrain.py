@@ -33,6 +33,7 @@ from avssl_core.methods.base import PretrainMethod
 from avssl_core.methods.protocols import PROTOCOLS, held_out_pairs, measure_pretext, per_process_batch_size
 from avssl_core.methods.registry import build_pretrain_method
 from avssl_core.methods.saved import model_sha256, save_model
+from avssl_core.pipeline_spec import code_fingerprint  # the run key's code: dvc.yaml's pretrain deps
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.dataset import PairDataset, collate_skipping_failures
 from avssl_core.pretext.sampling import PairSampler
@@ -62,22 +63,6 @@ def trainer_config(cfg: Config, method: PretrainMethod, train_pairs: int):
 # Trainer settings that change speed or logging, not the weights a run ends with.
 _NON_RESULT_SETTINGS = ("num_workers", "device", "progress", "log_every_steps", "checkpoint_every_steps",
                         "keep_checkpoints", "compile")
-
-
-# The code that shapes trained weights: the same paths dvc.yaml lists as the pretrain stage's deps.
-_CODE = ("stages/pretrain.py", "methods", "models", "pretext", "train", "losses.py")
-
-
-def code_fingerprint() -> str:
-    """Hash of the training code, so a rerun after a code change trains anew rather than resuming a run
-    made by other code (what DVC's code deps ask for)."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for rel in _CODE:
-        path = root / rel
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
-    return digest.hexdigest()
 
 
 def pairs_per_clip(cfg: Config, method: PretrainMethod) -> int:
