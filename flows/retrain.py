@@ -85,7 +85,10 @@ def retrain_flow(method: MethodName | None = None, preset: Preset | None = None,
     best = promotion.current_best(cfg, name)
     incumbent = None
     if best is not None and candidate.value is not None:
-        incumbent = incumbent_reading(cfg, name, promotion.best_dir(cfg, name) / "model.pt", candidate)
+        from avssl_core.stages.evaluate import run_evaluate
+
+        incumbent = incumbent_reading(cfg, name, promotion.best_dir(cfg, name) / "model.pt", candidate,
+                                      evaluate=run_evaluate)
     promote, reason = promotion.decide(candidate, incumbent, cfg.retrain.direction, cfg.retrain.min_improvement)
     if best is not None and candidate.value is None:
         reason += f" (current best recorded {best.get('metric')} = {best.get('value')})"

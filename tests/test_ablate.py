@@ -15,7 +15,7 @@ import optuna
 import pytest
 
 from avssl_core.ablate import studies as studies_module
-from avssl_core.ablate.objective import WORKER_ATTR, evaluate_stage_available, parse_objective
+from avssl_core.ablate.objective import WORKER_ATTR, parse_objective
 from avssl_core.ablate.storage import StorageError, open_storage
 from avssl_core.ablate.studies import STUDIES, StudyDefinition, get_study, second_stage_epoch
 from avssl_core.ablate.workers import fail_dead_workers_trials, progress
@@ -104,19 +104,15 @@ def test_unknown_study_lists_the_known_ones(tiny_clips, tmp_path, capsys):
     assert all(k in err for k in STUDIES)
 
 
-def test_objectives_parse_and_downstream_needs_the_evaluate_stage():
+def test_objectives_parse_into_a_pretext_protocol_or_a_downstream_direction():
     definition = get_study("avts_curriculum")
     assert parse_objective("pretext", definition).protocol == "easy"
     assert parse_objective("pretext:shifted", definition).protocol == "shifted"
     with pytest.raises(ConfigError, match="unknown pretext protocol 'weird'"):
         parse_objective("pretext:weird", definition)
-    if evaluate_stage_available():
-        objective = parse_objective("retrieval_video.median_rank", definition)
-        assert objective.direction == "minimize" and not objective.reports_accuracy
-        assert parse_objective("action_recognition.video@1", definition).direction == "maximize"
-    else:
-        with pytest.raises(ConfigError, match="needs the evaluate stage"):
-            parse_objective("action_recognition.video@1", definition)
+    objective = parse_objective("retrieval_video.median_rank", definition)
+    assert objective.direction == "minimize" and not objective.reports_accuracy
+    assert parse_objective("action_recognition.video@1", definition).direction == "maximize"
 
 
 # -- storages --------------------------------------------------------------------------------------------------
@@ -269,8 +265,6 @@ def test_sigkill_mid_study_then_rerun_completes_the_study(tiny_clips, tmp_path):
 @pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_a_downstream_objective_evaluates_the_trials_own_model(tiny_clips, tmp_path, monkeypatch):
     """A `<task>.<metric>` objective runs the evaluate stage on the trial's model, inside its folder."""
-    if not evaluate_stage_available():
-        pytest.skip("the evaluate stage (avssl_core/stages/evaluate.py) is not in this checkout")
     _test_study(monkeypatch, "downstream", {"lr": (0.01,)})
     cfg = _cfg(tiny_clips, tmp_path, "ablate.objective=pretext_easy.accuracy", "evaluate.tasks=[pretext]",
                "evaluate.scratch=false", "evaluate.split=train", "evaluate.train_split=train")

@@ -25,7 +25,6 @@ from avssl_core.models.coattention_encoders import Clip3DEncoder, RawWaveformEnc
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.sampling import PairSampler
 from avssl_core.pretext.spec import PairKind
-from avssl_core.stages.pretrain import METHOD_PROTOCOLS
 from avssl_core.train.optim import build_optimizer
 
 
@@ -214,7 +213,7 @@ def test_negatives_are_the_same_video_shifted_by_2_to_5_8_seconds(preset):
         else:
             assert r.label == 1 and abs(offset) < 1.0 / 16000
             assert (audio[0] + audio[1]) / 2 == pytest.approx((video[0] + video[1]) / 2, abs=1e-3)
-    assert METHOD_PROTOCOLS["coattention"] == ("shifted", "easy")
+    assert CoAttention.pretext_protocols == ("shifted", "easy")
 
 
 def test_preprocess_keeps_raw_stereo_and_rejects_mono():

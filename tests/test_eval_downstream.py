@@ -275,8 +275,8 @@ def test_labelled_subset_keeps_whole_source_videos_up_to_k_per_class():
 
 
 def test_pretext_tally_averages_the_chance_a_method_reports_per_sample():
-    from avssl_core.eval.pretext import PretextTally
     from avssl_core.methods.base import StepOutput
+    from avssl_core.train.pretext_tally import PretextTally
 
     tally = PretextTally()
     loss = torch.zeros(())

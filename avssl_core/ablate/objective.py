@@ -5,15 +5,17 @@ and return the objective.
 Objectives:
   pretext            held-out pretext accuracy under the study's protocol (AVTS Table 1: easy negatives;
                      co-attention: shifted audio), from the pretrain stage's own measurement
-  pretext:<protocol> the same under another protocol of avssl_core.stages.pretrain.PROTOCOLS
+  pretext:<protocol> the same under another protocol of avssl_core.methods.protocols.PROTOCOLS
   <task>.<metric>    a downstream figure of the evaluate stage's metrics/<method>.json, e.g.
-                     action_recognition.video@1 (needs avssl_core/stages/evaluate.py)
+                     action_recognition.video@1
+
+The stages a trial runs (pretrain, evaluate) are passed in by the ablate stage: nothing below the front ends
+imports a stage.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import math
@@ -26,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 
 from avssl_core.ablate.studies import StudyDefinition, TrialPlan
 from avssl_core.config import Config
 from avssl_core.errors import ConfigError
-from avssl_core.eval.pretext import evaluate_pretext
 from avssl_core.io_utils import write_json_atomic
+from avssl_core.methods.protocols import PROTOCOLS, measure_pretext
+from avssl_core.methods.saved import load_model
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ WORKER_ATTR = "worker"  # {"host", "pid"} of the process running the trial: a de
 FAIL_REASON_ATTR = "fail_reason"
 # Lower is better for these downstream metrics; everything else is maximised.
 _MINIMISED = ("median_rank",)
+
+# The stages a trial runs (avssl_core.stages.pretrain.run_pretrain and avssl_core.stages.evaluate.run_evaluate).
+PretrainStage = Callable[..., dict[str, Any]]  # (cfg, method, preset, *, on_epoch_end) -> metrics
+EvaluateStage = Callable[[Config, str], dict[str, Any]]  # (cfg, method) -> metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,13 +63,7 @@ class Objective:
         return self.direction == "maximize"
 
 
-def evaluate_stage_available() -> bool:
-    return importlib.util.find_spec("avssl_core.stages.evaluate") is not None
-
-
 def parse_objective(text: str, definition: StudyDefinition) -> Objective:
-    from avssl_core.stages.pretrain import PROTOCOLS
-
     text = text.strip()
     if text == "pretext" or text.startswith("pretext:"):
         protocol = definition.protocol if text == "pretext" else text.split(":", 1)[1]
@@ -75,10 +75,6 @@ def parse_objective(text: str, definition: StudyDefinition) -> Objective:
     if not dot or not task or not metric:
         raise ConfigError(f"ablate.objective={text!r}: expected pretext, pretext:<protocol> or <task>.<metric> "
                           f"(e.g. action_recognition.video@1)")
-    if not evaluate_stage_available():
-        raise ConfigError(f"ablate.objective={text!r} is a downstream figure, which needs the evaluate stage "
-                          f"(avssl_core/stages/evaluate.py); this checkout has none yet: use pretext or "
-                          f"pretext:<protocol>")
     direction = "minimize" if metric.endswith(_MINIMISED) else "maximize"
     return Objective(text, None, task, metric, direction)
 
@@ -95,14 +91,10 @@ def trial_config(cfg: Config, definition: StudyDefinition, plan: TrialPlan, tria
         pc, out_dir=str(trial_dir / "pretrain"), hparams=hparams, train=train,
         pairs_per_clip=ab.pairs_per_clip or pc.pairs_per_clip, val_pairs=ab.val_pairs or pc.val_pairs)
     paths = dataclasses.replace(cfg.paths, metrics_dir=str(trial_dir / "metrics"))
-    out = dataclasses.replace(cfg, paths=paths, pretrain=pretrain)
-    evaluate = getattr(cfg, "evaluate", None)
-    if evaluate is not None:
-        # A downstream objective evaluates the trial's own model, and its pictures stay in its folder.
-        moved = {"methods_dir": str(trial_dir / "pretrain"), "out_dir": str(trial_dir / "evaluate")}
-        moved = {k: v for k, v in moved.items() if hasattr(evaluate, k)}
-        out = dataclasses.replace(out, evaluate=dataclasses.replace(evaluate, **moved))
-    return out
+    # A downstream objective evaluates the trial's own model, and its pictures stay in its folder.
+    evaluate = dataclasses.replace(cfg.evaluate, methods_dir=str(trial_dir / "pretrain"),
+                                   out_dir=str(trial_dir / "evaluate"))
+    return dataclasses.replace(cfg, paths=paths, pretrain=pretrain, evaluate=evaluate)
 
 
 def pretext_value(trial_cfg: Config, definition: StudyDefinition, protocol: str, metrics: dict[str, Any]) -> float:
@@ -110,20 +102,13 @@ def pretext_value(trial_cfg: Config, definition: StudyDefinition, protocol: str,
     measured that protocol, else measured here on the same held-out pairs."""
     if protocol in metrics.get("pretext_accuracy", {}):
         return float(metrics["pretext_accuracy"][protocol])
-    from avssl_core.stages.pretrain import PROTOCOLS, build_pretrain_method, held_out_pairs
-
-    method = build_pretrain_method(trial_cfg, definition.method, trial_cfg.ablate.preset)
-    saved = torch.load(metrics["model"], map_location="cpu", weights_only=True)
-    method.load_state_dict(saved["state_dict"])
-    batch_size = trial_cfg.pretrain.train.batch_size or int(method.hparams["batch_size"])
-    result = evaluate_pretext(method, held_out_pairs(trial_cfg, method, PROTOCOLS[protocol]), batch_size=batch_size)
-    return float(result["accuracy"])
+    method = load_model(metrics["model"], definition.method)
+    return float(measure_pretext(trial_cfg, method, (protocol,))["pretext_accuracy"][protocol])
 
 
-def downstream_value(trial_cfg: Config, definition: StudyDefinition, objective: Objective) -> float:
-    from avssl_core.stages.evaluate import run_evaluate
-
-    result = run_evaluate(trial_cfg, definition.method)
+def downstream_value(trial_cfg: Config, definition: StudyDefinition, objective: Objective,
+                     evaluate: EvaluateStage) -> float:
+    result = evaluate(trial_cfg, definition.method)
     try:
         return float(result["tasks"][objective.task]["pretrained"][objective.metric])
     except KeyError as exc:
@@ -153,9 +138,10 @@ def suggest(trial: optuna.Trial, definition: StudyDefinition) -> dict[str, Any]:
     return {name: trial.suggest_categorical(name, list(values)) for name, values in definition.grid.items()}
 
 
-def make_objective(cfg: Config, definition: StudyDefinition, objective: Objective,
-                   study_dir: Path) -> Callable[[optuna.Trial], float]:
-    from avssl_core.stages.pretrain import run_pretrain
+def make_objective(cfg: Config, definition: StudyDefinition, objective: Objective, study_dir: Path, *,
+                   pretrain: PretrainStage, evaluate: EvaluateStage) -> Callable[[optuna.Trial], float]:
+    """One trial: ``pretrain`` (the pretrain stage) in the trial's folder, then the objective, from its
+    metrics or, for a downstream objective, from ``evaluate`` (the evaluate stage) on its model."""
 
     def run_trial(trial: optuna.Trial) -> float:
         started = time.perf_counter()
@@ -174,12 +160,12 @@ def make_objective(cfg: Config, definition: StudyDefinition, objective: Objectiv
             # Trial numbers are unique within a study: a folder already there is left by a deleted study of
             # the same name, and resuming its checkpoints would mix two runs.
             shutil.rmtree(trial_dir, ignore_errors=True)
-            metrics = run_pretrain(trial_cfg, definition.method, cfg.ablate.preset,
-                                   on_epoch_end=epoch_reporter(trial, objective, reported))
+            metrics = pretrain(trial_cfg, definition.method, cfg.ablate.preset,
+                               on_epoch_end=epoch_reporter(trial, objective, reported))
             if objective.protocol is not None:
                 value = pretext_value(trial_cfg, definition, objective.protocol, metrics)
             else:
-                value = downstream_value(trial_cfg, definition, objective)
+                value = downstream_value(trial_cfg, definition, objective, evaluate)
             if not math.isfinite(value):
                 raise ValueError(f"objective {objective.text} is {value}")
             trial.set_user_attr("pretext_accuracy", metrics.get("pretext_accuracy"))

@@ -52,6 +52,8 @@ _COMMON: dict[str, Any] = {
 class AVTS(PretrainMethod):
     name = "avts"
     CROP_HPARAM = "crop_size"  # fully convolutional: maps at any frame size (resized)
+    # Table 1's test set (easy negatives), and the curriculum's mix with same-video negatives.
+    pretext_protocols = ("easy", "easy75_hard25")
     PRESETS = {
         # 1 s windows at 8 fps, 48x48 crops from a 56-pixel short side, eighth-width networks: a couple
         # of minutes of training on 2 CPU cores with the synthetic world's clips (0.85 GFLOP per pair

@@ -180,6 +180,11 @@ class PretrainMethod(nn.Module):
         evaluator resizes them to the frame."""
         raise NotImplementedError(f"{self.name}: no localization maps")
 
+    # -- pretext protocols ------------------------------------------------------------------------
+    # The fixed negative mixes (avssl_core/methods/protocols.py PROTOCOLS) the pretrain stage measures the
+    # method's held-out pretext accuracy under; the first is the one its chance is recorded for.
+    pretext_protocols: ClassVar[tuple[str, ...]] = ("easy",)
+
 
 class BackboneFeatures(nn.Module):
     """Batch dict -> the video backbone's features, with the audio backbone's concatenated when given

@@ -81,6 +81,8 @@ _COMMON: dict[str, Any] = {
 
 class CoAttention(PretrainMethod):
     name = "coattention"
+    # The paper's negatives (audio shifted within the same video) first, then other videos' audio.
+    pretext_protocols = ("shifted", "easy")
     PRESETS = {
         # 2 s windows at 10 fps and 8 kHz, 32 px crops from 36, hidden 64: trains in about two minutes on
         # 2 CPU cores on the quickstart data. 8 kHz keeps the synthetic world's sounds (their pitches and

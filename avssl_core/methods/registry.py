@@ -5,15 +5,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from avssl_core.errors import ConfigError
 from avssl_core.methods.avc import AVC
 from avssl_core.methods.avts import AVTS
 from avssl_core.methods.base import PretrainMethod
 from avssl_core.methods.cmac import CMAC
 from avssl_core.methods.coattention import CoAttention
+
+if TYPE_CHECKING:
+    from avssl_core.config import Config
 
 METHODS: dict[str, type[PretrainMethod]] = {"avts": AVTS, "avc": AVC, "coattention": CoAttention,
                                               "cmac": CMAC}
@@ -24,6 +28,17 @@ def build_method(name: str, preset: str, **overrides: Any) -> PretrainMethod:
     if name not in METHODS:
         raise ValueError(f"unknown pretraining method {name!r}; choose one of {sorted(METHODS)}")
     return METHODS[name](preset, **overrides)
+
+
+def build_pretrain_method(cfg: Config, name: str, preset: str) -> PretrainMethod:
+    """The method ``name`` with preset ``preset`` and params.yaml's ``pretrain.hparams.<name>``; mistakes are
+    ConfigErrors naming the parameter."""
+    if name not in METHODS:
+        raise ConfigError(f"pretrain.method: unknown method {name!r}; choose one of {sorted(METHODS)}")
+    try:
+        return build_method(name, preset, **cfg.pretrain.hparams.get(name, {}))
+    except ValueError as exc:
+        raise ConfigError(f"pretrain.hparams.{name}: {exc}") from exc
 
 
 def _count(module: nn.Module | None) -> int:

@@ -6,41 +6,30 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from avssl_core.config import Config
+from avssl_core.methods.protocols import PROTOCOLS, measure_pretext
+from avssl_core.methods.saved import load_model
 from avssl_core.orchestration.promotion import Reading, read_metric
 
-
-def load_checkpoint(model_path: str | Path):
-    """The method saved in a pretrain stage's model.pt, with its weights."""
-    from avssl_core.methods.registry import build_method
-
-    saved = torch.load(model_path, map_location="cpu", weights_only=True)
-    sig = saved["signature"]
-    method = build_method(sig["method"], sig["preset"], **saved["hparams"])
-    method.load_state_dict(saved["state_dict"])
-    return method
+# The evaluate stage (avssl_core.stages.evaluate.run_evaluate), passed in by the caller (flows/retrain.py):
+# nothing below the front ends imports a stage.
+EvaluateStage = Callable[[Config, str], Any]
 
 
 def pretext_reading(cfg: Config, model_path: str | Path, dotted: str) -> Reading:
     """Pretext accuracy (``pretext_accuracy.<protocol>``) of a saved model on the held-out pairs the pretrain
-    stage measures a new model on (same split, count and seed)."""
-    from avssl_core.eval.pretext import evaluate_pretext
-    from avssl_core.stages.pretrain import PROTOCOLS, held_out_pairs
-
+    stage measures a new model on (same split, count, seed and batch), recorded with the chance level and
+    positive fraction measured for it as the pretrain stage measures them (CMAC's is not a pair classifier's)."""
     protocol = dotted.split(".", 1)[1] if "." in dotted else "easy"
     if protocol not in PROTOCOLS:
         return Reading(None, dotted, str(model_path), None, True, error=f"no pretext protocol {protocol!r}")
-    method = load_checkpoint(model_path)
-    result = evaluate_pretext(method, held_out_pairs(cfg, method, PROTOCOLS[protocol]),
-                              batch_size=cfg.pretrain.train.batch_size or 32)
-    pc = cfg.pretrain
-    return Reading(float(result["accuracy"]), dotted, str(model_path),
-                   {"protocol": {"split": pc.val_split, "pairs": pc.val_pairs, "positive_fraction": 0.5,
-                                 "chance": 0.5}, "data": str(Path(cfg.paths.clips_dir) / "index.csv")},
+    measured = measure_pretext(cfg, load_model(model_path), (protocol,))
+    return Reading(float(measured["pretext_accuracy"][protocol]), dotted, str(model_path),
+                   {"protocol": measured["protocol"], "data": str(Path(cfg.paths.clips_dir) / "index.csv")},
                    fallback=True)
 
 
@@ -66,11 +55,10 @@ def narrowed_evaluation(ec, dotted: str):
     return ec
 
 
-def evaluate_reading(cfg: Config, method_name: str, model_path: str | Path, dotted: str) -> Reading:
-    """The evaluate stage's metric for a saved model: run_evaluate on a copy of the configuration whose
-    methods folder holds that model, writing into scratch folders."""
-    from avssl_core.stages.evaluate import run_evaluate
-
+def evaluate_reading(cfg: Config, method_name: str, model_path: str | Path, dotted: str,
+                     evaluate: EvaluateStage) -> Reading:
+    """The evaluate stage's metric for a saved model: ``evaluate`` (the stage) on a copy of the configuration
+    whose methods folder holds that model, writing into scratch folders."""
     with tempfile.TemporaryDirectory(prefix="avssl-incumbent-") as tmp:
         staged = Path(tmp) / "methods" / method_name
         staged.mkdir(parents=True)
@@ -79,18 +67,20 @@ def evaluate_reading(cfg: Config, method_name: str, model_path: str | Path, dott
                                  out_dir=str(Path(tmp) / "evaluate"))
         scratch_cfg = dataclasses.replace(cfg, evaluate=ec,
                                           paths=dataclasses.replace(cfg.paths, metrics_dir=str(Path(tmp) / "metrics")))
-        run_evaluate(scratch_cfg, method_name)
+        evaluate(scratch_cfg, method_name)
         reading = read_metric(Path(tmp) / "metrics" / f"{method_name}.json", dotted)
         reading.metrics_file = str(model_path)
         return reading
 
 
-def incumbent_reading(cfg: Config, method_name: str, model_path: str | Path, candidate: Reading) -> Reading:
-    """The best model's value of the candidate's metric, measured the way the candidate's was."""
+def incumbent_reading(cfg: Config, method_name: str, model_path: str | Path, candidate: Reading, *,
+                      evaluate: EvaluateStage) -> Reading:
+    """The best model's value of the candidate's metric, measured the way the candidate's was (``evaluate``:
+    the evaluate stage, for a candidate measured by it)."""
     try:
         if candidate.fallback:
             return pretext_reading(cfg, model_path, candidate.metric)
-        return evaluate_reading(cfg, method_name, model_path, candidate.metric)
+        return evaluate_reading(cfg, method_name, model_path, candidate.metric, evaluate)
     except Exception as exc:  # recorded in the decision: a best model that cannot be measured is not replaced blindly
         return Reading(None, candidate.metric, str(model_path), None, candidate.fallback,
                        error=f"{type(exc).__name__}: {exc}")

@@ -32,6 +32,8 @@ from avssl_core.ablate.table import trial_rows, write_tables
 from avssl_core.ablate.workers import retry_trial, run_worker
 from avssl_core.config import AblateConfig, Config
 from avssl_core.errors import ConfigError, DataError
+from avssl_core.stages.evaluate import run_evaluate
+from avssl_core.stages.pretrain import run_pretrain
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +122,9 @@ def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
         study_dir = Path(ab.out_dir) / name
         log.info("ablate %s (%s): %d trials of %s/%s, objective %s, storage %s", name, definition.source, target,
                  definition.method, ab.preset, objective.text, display_url(ab.storage))
-        stopped = run_worker(opt_study, storage, make_objective(cfg, definition, objective, study_dir),
-                             target=target, grid_size=definition.size, timeout_s=ab.timeout_s)
+        trial = make_objective(cfg, definition, objective, study_dir, pretrain=run_pretrain, evaluate=run_evaluate)
+        stopped = run_worker(opt_study, storage, trial, target=target, grid_size=definition.size,
+                             timeout_s=ab.timeout_s)
 
     rows = trial_rows(opt_study, definition)
     states = {s.name: sum(1 for r in rows if r["state"] == s.name) for s in optuna.trial.TrialState}

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from avssl_core.config import Config, EvaluateConfig
-from avssl_core.errors import ConfigError, DataError
+from avssl_core.errors import ConfigError
 from avssl_core.eval.action import MODALITIES
 from avssl_core.eval.audio_probe import CLASSIFIERS
 from avssl_core.eval.paper_protocols import PROTOCOLS as EVAL_PROTOCOLS
@@ -37,24 +37,19 @@ from avssl_core.eval.tasks.context import EvaluationContext
 from avssl_core.eval.tasks.registry import TASKS, selected
 from avssl_core.io_utils import write_json_atomic
 from avssl_core.methods.base import PretrainMethod
+from avssl_core.methods.protocols import PROTOCOLS
 from avssl_core.methods.registry import METHODS, build_method
-from avssl_core.stages.pretrain import PROTOCOLS
+from avssl_core.methods.saved import load_model
+from avssl_core.train.devices import choose_device
 
 log = logging.getLogger(__name__)
 
 # -- models --------------------------------------------------------------------------------------------
 
 def load_pretrained(methods_dir: str | Path, name: str) -> PretrainMethod:
-    path = Path(methods_dir) / name / "model.pt"
-    if not path.is_file():
-        raise DataError(f"{path}: no pretrained model; run `avssl pretrain --method {name}` first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    signature = saved.get("signature", {})
-    if signature.get("method") != name:
-        raise DataError(f"{path}: holds a {signature.get('method')!r} model, not {name!r}")
-    method = build_method(name, signature["preset"], **saved["hparams"])
-    method.load_state_dict(saved["state_dict"])
-    return method
+    """The pretrain stage's ``<methods_dir>/<name>/model.pt``; a DataError when it is missing or holds another
+    method."""
+    return load_model(Path(methods_dir) / name / "model.pt", name)
 
 
 def scratch_copy(method: PretrainMethod, seed: int) -> PretrainMethod:
@@ -68,11 +63,7 @@ def scratch_copy(method: PretrainMethod, seed: int) -> PretrainMethod:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("evaluate.device=cuda but no CUDA device is available")
-    return torch.device(name)
+    return choose_device(name, "evaluate.device")
 
 
 def _check(ec: EvaluateConfig) -> None:

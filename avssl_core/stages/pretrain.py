@@ -28,62 +28,25 @@ import torch
 
 from avssl_core.config import Config
 from avssl_core.errors import ConfigError
-from avssl_core.eval.pretext import evaluate_pretext
 from avssl_core.io_utils import atomic_path, write_json_atomic
 from avssl_core.methods.base import PretrainMethod
-from avssl_core.methods.registry import METHODS, build_method
+from avssl_core.methods.protocols import PROTOCOLS, held_out_pairs, measure_pretext, per_process_batch_size
+from avssl_core.methods.registry import build_pretrain_method
+from avssl_core.methods.saved import model_sha256, save_model
 from avssl_core.pipeline_spec import code_fingerprint  # the run key's code: dvc.yaml's pretrain deps
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.dataset import PairDataset, collate_skipping_failures
 from avssl_core.pretext.sampling import PairSampler
-from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
 from avssl_core.train.checkpoint import find_latest_checkpoint, load_checkpoint
 from avssl_core.train.trainer import train
 
 log = logging.getLogger(__name__)
 
-# Held-out pairs use their own seed stream, so they never coincide with training draws.
-VAL_SEED_OFFSET = 1_000_003
-# Pretext protocols (fixed negative mixes) for held-out accuracy. "easy" is the AVTS paper's Table 1
-# test set (negatives from other videos only); "easy75_hard25" its curriculum mix; "shifted" the
-# co-attention paper's negatives (audio shifted 2.0-5.8 s within the same video).
-PROTOCOLS = {
-    "easy": NegativeMix(easy=1.0),
-    "easy75_hard25": NegativeMix(easy=0.75, hard=0.25),
-    "shifted": NegativeMix(easy=0.0, shifted=1.0),
-}
-# Which protocols each method is measured under: AVC never trains on same-video negatives.
-METHOD_PROTOCOLS = {"avts": ("easy", "easy75_hard25"), "avc": ("easy",),
-                    "coattention": ("shifted", "easy"), "cmac": ("easy",)}
-
-
-def build_pretrain_method(cfg: Config, name: str, preset: str) -> PretrainMethod:
-    if name not in METHODS:
-        raise ConfigError(f"pretrain.method: unknown method {name!r}; choose one of {sorted(METHODS)}")
-    try:
-        return build_method(name, preset, **cfg.pretrain.hparams.get(name, {}))
-    except ValueError as exc:
-        raise ConfigError(f"pretrain.hparams.{name}: {exc}") from exc
-
-
-def fixed_mix(spec: PairSpec, mix: NegativeMix) -> PairSpec:
-    return dataclasses.replace(spec, curriculum=(CurriculumStage(0, mix),))
-
-
-def held_out_pairs(cfg: Config, method: PretrainMethod, mix: NegativeMix) -> PairDataset:
-    """Fixed, seeded pairs from the validation split under one negative mix."""
-    pc = cfg.pretrain
-    index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.val_split)
-    sampler = PairSampler(index, fixed_mix(method.pair_spec(), mix), pc.train.seed + VAL_SEED_OFFSET,
-                          samples_per_epoch=pc.val_pairs)
-    return PairDataset(sampler, preprocess=method.preprocess(train=False))
-
-
 def trainer_config(cfg: Config, method: PretrainMethod, train_pairs: int):
     """The trainer settings: params.yaml's, with epochs and batch size from the preset when unset."""
     tc = cfg.pretrain.train
     hp = method.hparams
-    batch_size = tc.batch_size or int(hp["batch_size"])
+    batch_size = per_process_batch_size(cfg, method)
     epochs = tc.epochs
     max_steps = tc.max_steps
     if epochs is None:
@@ -156,22 +119,10 @@ def finished_run(run_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
-def save_model(method: PretrainMethod, model_path: Path) -> str:
-    """Write model.pt; returns its sha256."""
-    with atomic_path(model_path) as tmp:
-        torch.save({"signature": method.signature(), "hparams": method.hparams,
-                    "state_dict": method.state_dict()}, tmp)
-    return _sha256(model_path) or ""
-
-
 def restore_finished(run: PreparedRun, record: dict[str, Any], metrics_path: Path) -> dict[str, Any]:
     """Leave a finished run's model.pt and metrics as published; put back whichever is missing."""
     model_path = run.method_dir / "model.pt"
-    if _sha256(model_path) != record["model_sha256"]:
+    if model_sha256(model_path) != record["model_sha256"]:
         # Lost or replaced: the final checkpoint holds the weights the run ended with.
         state = load_checkpoint(run.run_dir / "checkpoints" / record["checkpoint"])
         run.method.load_state_dict(state["model"])
@@ -249,24 +200,12 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
     prune_other_runs(method_dir / "runs", keep=out_dir)
     publish_logs(out_dir, method_dir)
     model_path = method_dir / "model.pt"
-    model_sha256 = save_model(method, model_path)
-    pretext = {
-        protocol: evaluate_pretext(method, held_out_pairs(cfg, method, PROTOCOLS[protocol]),
-                                   batch_size=tcfg.batch_size, device=next(method.parameters()).device)
-        for protocol in METHOD_PROTOCOLS.get(name, ("easy",))
-    }
+    model_digest = save_model(method, model_path)
     metrics = {
         "method": name,
         "preset": preset,
         "data": str(Path(cfg.paths.clips_dir) / "index.csv"),
-        # Contrastive methods (CMAC) score instance discrimination among a batch of positives: their
-        # chance is measured per query (1 / candidates; clips of the query's own video are not), and
-        # their held-out pairs are all positives. Pair classifiers: half the pairs are positive, 0.5.
-        "protocol": {"split": pc.val_split, "pairs": pc.val_pairs,
-                     "positive_fraction": method.pair_spec().positive_fraction,
-                     "chance": next(iter(pretext.values()))["chance"] or 0.5},
-        "pretext_accuracy": {p: r["accuracy"] for p, r in pretext.items()},
-        "pretext_accuracy_by_kind": {p: r["accuracy_by_kind"] for p, r in pretext.items()},
+        **measure_pretext(cfg, method),  # protocol (split, pairs, chance), pretext accuracy per protocol
         "train_loss": summary.get("train_loss"),
         "epochs": summary.get("epochs_completed"),
         "steps": summary.get("global_step"),
@@ -281,7 +220,7 @@ def run_pretrain(cfg: Config, method_name: str | None = None, preset: str | None
     write_json_atomic(metrics_path, metrics)
     if summary.get("checkpoint"):
         write_json_atomic(out_dir / PUBLISHED_FILE, {"checkpoint": Path(summary["checkpoint"]).name,
-                                                     "model_sha256": model_sha256, "metrics": metrics})
+                                                     "model_sha256": model_digest, "metrics": metrics})
     log.info("pretrain %s: pretext accuracy %s (chance %.3g)", name, metrics["pretext_accuracy"],
              metrics["protocol"]["chance"])
     return metrics

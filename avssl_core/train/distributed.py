@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from avssl_core.errors import ConfigError
+from avssl_core.train.devices import choose_device
 
 
 @dataclass(frozen=True)
@@ -38,23 +38,12 @@ class DistContext:
         return self.world_size > 1
 
 
-def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto``: this process's GPU when there is one, else the CPU."""
-    if preference not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"train.device: expected auto, cpu or cuda, got {preference!r}")
-    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("train.device is 'cuda' but torch sees no CUDA device")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
-
-
 def init_distributed(device_preference: str) -> DistContext:
     """Read torchrun's environment, pick this process's device and join the process group."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_preference, local_rank)
+    device = choose_device(device_preference, "train.device", local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL and all_gather_object use the current device
     owns = False

@@ -46,7 +46,6 @@ from tqdm import tqdm
 
 from avssl_core.config import PRECISIONS, TrainConfig
 from avssl_core.errors import ConfigError, DataError
-from avssl_core.eval.pretext import PretextTally
 from avssl_core.io_utils import write_json_atomic
 from avssl_core.methods.base import PretrainMethod, StepOutput
 from avssl_core.train.checkpoint import (
@@ -68,6 +67,7 @@ from avssl_core.train.distributed import (
 from avssl_core.train.failures import FAILED_KEY, DecodeFailureTracker, failed_entries
 from avssl_core.train.metrics_log import MetricsWriter
 from avssl_core.train.optim import LearningRateSchedule, build_optimizer
+from avssl_core.train.pretext_tally import PretextTally
 from avssl_core.train.seeding import (
     capture_rng_state,
     derive_seed,

@@ -9,10 +9,10 @@ from typing import Any
 from avssl_core.eval.pretext import evaluate_pretext
 from avssl_core.eval.tasks.base import EvaluationTask
 from avssl_core.eval.tasks.context import EvaluationContext
+from avssl_core.methods.protocols import PROTOCOLS, VAL_SEED_OFFSET, fixed_mix
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.dataset import FailedSample, PairDataset
 from avssl_core.pretext.sampling import PairSampler
-from avssl_core.stages.pretrain import PROTOCOLS, VAL_SEED_OFFSET, fixed_mix
 
 INSTANCE = "instance"  # the contrastive methods' one protocol
 _MIX_WORDS = {"easy": "negatives: audio from another video",
