@@ -102,8 +102,7 @@ def scratch_copy(method: PretrainMethod, seed: int) -> PretrainMethod:
     statistics, so both see identical inputs."""
     torch.manual_seed(seed)
     scratch = build_method(method.name, method.preset, **method.hparams)
-    if hasattr(method, "normalizer"):
-        scratch.normalizer.load_state_dict(method.normalizer.state_dict())
+    scratch.copy_normalization(method)
     return scratch
 
 
@@ -583,10 +582,6 @@ def _through_links(data: LabelledDataset) -> LabelledDataset:
     return dataclasses.replace(data, splits=splits)
 
 
-def _has_shared_space(method: PretrainMethod) -> bool:
-    return callable(getattr(method, "embed_video", None)) and callable(getattr(method, "embed_audio", None))
-
-
 def _summary_line(task: str, entry: dict) -> str:
     parts = [task]
     for kind in ("pretrained", "scratch"):
@@ -641,7 +636,7 @@ def run_evaluate(cfg: Config, method_name: str | None = None) -> dict[str, Any]:
                 tasks["action_recognition"] = timed("action_recognition", suite.action_recognition, data, described)
             if "retrieval" in ec.tasks:
                 tasks["retrieval_video"] = timed("retrieval_video", suite.retrieval_video, data, described)
-        if "retrieval" in ec.tasks and _has_shared_space(method):
+        if "retrieval" in ec.tasks and method.has_shared_space():
             tasks["retrieval_cross"] = timed("retrieval_cross", suite.retrieval_cross)
         if "audio_probe" in ec.tasks:
             tasks["audio_probe"] = timed("audio_probe", suite.audio_probe)
