@@ -90,6 +90,19 @@ STAGES = {
 }
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Fills ``{methods}`` in a help text with the registry's method names. The registry (and torch) is
+    imported only when a help text asks for it, so commands that need neither start fast."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text and "{methods}" in text:
+            from avssl_core.methods.registry import METHODS
+
+            text = text.replace("{methods}", " | ".join(METHODS))
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avssl", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="parameters file (default: params.yaml)")
@@ -104,14 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="stage", required=True)
     for name, (_, help_text) in STAGES.items():
-        sp = sub.add_parser(name, help=help_text)
+        sp = sub.add_parser(name, help=help_text, formatter_class=_HelpFormatter)
         if name == "synth":
             sp.add_argument("--out", help="output folder (default: <paths.raw_dir>/synthetic)")
         if name == "pretrain":
-            sp.add_argument("--method", help="avts | avc (default: pretrain.method)")
+            sp.add_argument("--method", help="{methods} (default: pretrain.method)")
             sp.add_argument("--preset", help="tiny | paper (default: pretrain.preset)")
         if name == "evaluate":
-            sp.add_argument("--method", help="the pretrained method to evaluate (default: pretrain.method)")
+            sp.add_argument("--method", help="the pretrained method to evaluate: {methods} (default: pretrain.method)")
         if name == "ablate":
             sp.add_argument("--study", help="avts_curriculum | coattention_heads_depth | cmac_lambda | cmac_pyramid "
                                             "(default: ablate.study)")

@@ -32,9 +32,8 @@ from typing import Any
 
 from avssl_core.errors import DataError
 from avssl_core.io_utils import write_text_atomic
+from avssl_core.methods.registry import METHODS
 
-# The agreed method names (methods not yet in the registry are still expected, and named as missing).
-EXPECTED_METHODS = ("avts", "avc", "coattention", "cmac")
 # The agreed task names, in the order the report shows them; unknown tasks follow, sorted.
 TASK_ORDER = ("frozen_video", "frozen_audio", "pretext_easy", "pretext_easy75_hard25", "pretext_shifted",
               "pretext_instance", "action_recognition", "audio_probe", "retrieval_video", "retrieval_cross",
@@ -98,9 +97,11 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path}: cannot read metrics: {exc}") from exc
 
 
-def load_inputs(metrics_dir: Path, expected: Sequence[str] = EXPECTED_METHODS) -> Inputs:
+def load_inputs(metrics_dir: Path, expected: Sequence[str] | None = None) -> Inputs:
     """Every evaluation file in ``metrics_dir`` (an expected method's name, or any JSON with ``tasks``)
-    and every pretraining file; an expected method's evaluation file must follow the schema."""
+    and every pretraining file; an expected method's evaluation file must follow the schema. Expected:
+    the registry's methods unless given."""
+    expected = list(METHODS) if expected is None else expected
     metrics_dir = Path(metrics_dir)
     if not metrics_dir.is_dir():
         raise DataError(f"{metrics_dir}: no metrics folder (run `avssl evaluate` first)")
@@ -211,7 +212,9 @@ def build_tables(evaluations: dict[str, dict[str, Any]]) -> tuple[list[Table], l
 
 
 def _method_order(method: str) -> tuple[int, str]:
-    return (EXPECTED_METHODS.index(method) if method in EXPECTED_METHODS else len(EXPECTED_METHODS), method)
+    """The registry's order first, then any other method by name."""
+    known = list(METHODS)
+    return (known.index(method) if method in known else len(known), method)
 
 
 COMPARISON_HEADER = ["method", "task", "metric", "pretrained [95% CI]", "scratch [95% CI]",
@@ -498,7 +501,7 @@ def write_html(path: Path, inputs: Inputs, tables: list[Table], protocols, pretr
     write_text_atomic(path, page)
 
 
-def build_report(metrics_dir: Path, out_dir: Path, *, expected: Sequence[str] = EXPECTED_METHODS,
+def build_report(metrics_dir: Path, out_dir: Path, *, expected: Sequence[str] | None = None,
                  pretrain_dir: Path | None = None, bases: Sequence[Path] = ()) -> dict[str, Any]:
     """Read the metric files, write ``out_dir``/leaderboard.md, index.html and img/; returns a summary.
     Relative picture paths resolve against ``bases`` (the project root first)."""

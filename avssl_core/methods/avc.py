@@ -111,6 +111,9 @@ class AVC(PretrainMethod):
         return self.normalizer.fit(samples, audio_features=self.audio_features(), fraction=fraction,
                                    seed=seed, band_dim=-2)
 
+    def copy_normalization(self, source: PretrainMethod) -> None:
+        self.normalizer.load_state_dict(source.normalizer.state_dict())
+
     def preprocess(self, *, train: bool = True) -> PairPreprocess:
         hp = self.hparams
         stats = self.normalizer.snapshot()
@@ -121,6 +124,9 @@ class AVC(PretrainMethod):
                               num_samples=round(hp["audio_seconds"] * hp["sample_rate"]), single_frame=True)
 
     # -- model ----------------------------------------------------------------------------------
+    def has_shared_space(self) -> bool:
+        return True
+
     def embed_video(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, 3, H, W] frames -> [B, embed_dim]."""
         return self.video_net(batch["video"])

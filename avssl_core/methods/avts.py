@@ -154,6 +154,9 @@ class AVTS(PretrainMethod):
         return self.normalizer.fit(samples, audio_features=self.audio_features(), fraction=fraction,
                                    seed=seed, band_dim=-1)
 
+    def copy_normalization(self, source: PretrainMethod) -> None:
+        self.normalizer.load_state_dict(source.normalizer.state_dict())
+
     def preprocess(self, *, train: bool = True) -> PairPreprocess:
         hp = self.hparams
         stats = self.normalizer.snapshot()
@@ -164,6 +167,9 @@ class AVTS(PretrainMethod):
                               num_samples=round(self.window_seconds * hp["sample_rate"]), single_frame=False)
 
     # -- model ----------------------------------------------------------------------------------
+    def has_shared_space(self) -> bool:
+        return True
+
     def embed_video(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, 3, T, H, W] clips -> [B, embed_dim]."""
         return self.video_fc(self.video_net(batch["video"]))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -118,6 +118,21 @@ class PretrainMethod(nn.Module):
         """Called by the trainer after every optimizer step (momentum encoders, memory banks). Whatever
         it changes must be a parameter or buffer, so checkpoints carry it and resume stays exact."""
 
+    # -- input normalisation (the pretrain stage fits it; evaluation copies it) ------------------------
+    def fit_normalization(self, samples: Iterable[dict] | Sequence[dict], *, fraction: float = 0.2,
+                          seed: int = 0) -> dict[str, Any]:
+        """Estimate the statistics that normalise the method's inputs from a random ``fraction`` of raw
+        training samples (pass a dataset, with len and indexing, to decode only that share; ``seed``
+        picks them) and keep them as buffers, so checkpoints and model.pt carry them; returns them.
+        The pretrain stage calls it once before training. Default: the inputs need no statistics;
+        nothing is read and {} returned."""
+        return {}
+
+    def copy_normalization(self, source: PretrainMethod) -> None:
+        """Take ``source``'s input statistics (the same method and hyper-parameters), so that a second
+        instance, evaluation's random-init baseline, sees inputs identical to the pretrained model's.
+        Default: there are none to copy."""
+
     # -- downstream evaluation (avssl_core/eval) ----------------------------------------------------
     # Evaluation builds raw samples at the method's own pair_spec() windows from labelled videos, runs
     # ``preprocess`` on them, and calls these. Features are pooled backbone outputs, before any pretext
@@ -173,6 +188,22 @@ class PretrainMethod(nn.Module):
             raise NotImplementedError(f"{self.name}: no {attribute}; override the backbone accessor")
         return net
 
+    # -- cross-modal retrieval --------------------------------------------------------------------
+    def has_shared_space(self) -> bool:
+        """True when ``embed_video`` and ``embed_audio`` map both modalities into one space whose distances
+        compare a clip with a sound; evaluation runs cross-modal retrieval only then. A method that
+        overrides the two embeddings overrides this too. Default: no shared space."""
+        return False
+
+    def embed_video(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Preprocessed batch -> [B, D] video embeddings in the shared space (see ``has_shared_space``)."""
+        raise NotImplementedError(f"{self.name}: no shared audio-visual embedding space")
+
+    def embed_audio(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Preprocessed batch -> [B, D] audio embeddings in the shared space (see ``has_shared_space``)."""
+        raise NotImplementedError(f"{self.name}: no shared audio-visual embedding space")
+
+    # -- sound-source localisation ------------------------------------------------------------------
     @torch.no_grad()
     def localization_maps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Where the sound comes from in the (middle) frame: [B, K, h, w], non-negative, K maps per sample

@@ -206,6 +206,9 @@ class CMAC(PretrainMethod):
         return self.normalizer.fit(samples, audio_features=self.audio_features(), fraction=fraction,
                                    seed=seed, band_dim=-1)
 
+    def copy_normalization(self, source: PretrainMethod) -> None:
+        self.normalizer.load_state_dict(source.normalizer.state_dict())
+
     def spec_augment(self) -> SpecAugment:
         hp = self.hparams
         return SpecAugment(time_warp=hp["time_warp"], freq_mask=hp["freq_mask"], time_mask=hp["time_mask"])

@@ -19,8 +19,27 @@ from avssl_core.methods.coattention import CoAttention
 if TYPE_CHECKING:
     from avssl_core.config import Config
 
-METHODS: dict[str, type[PretrainMethod]] = {"avts": AVTS, "avc": AVC, "coattention": CoAttention,
-                                              "cmac": CMAC}
+# name -> class, in the order front ends list them (CLI help, report, flows). Fill it with register().
+METHODS: dict[str, type[PretrainMethod]] = {}
+
+
+def register(cls: type[PretrainMethod]) -> type[PretrainMethod]:
+    """Add ``cls`` to the registry under ``cls.name`` and return it (so it also works as a class
+    decorator): a plugin or a test adds a method without editing this file, and every stage, flow and the
+    report then know it by that name."""
+    if not (isinstance(cls, type) and issubclass(cls, PretrainMethod)):
+        raise TypeError(f"register: {cls!r} is not a PretrainMethod subclass")
+    if not cls.name or not cls.PRESETS:
+        raise ValueError(f"register: {cls.__name__} must set name and PRESETS")
+    taken = METHODS.get(cls.name)
+    if taken is not None and taken is not cls:
+        raise ValueError(f"register: the method name {cls.name!r} is taken by {taken.__module__}.{taken.__qualname__}")
+    METHODS[cls.name] = cls
+    return cls
+
+
+for _method in (AVTS, AVC, CoAttention, CMAC):
+    register(_method)
 
 
 def build_method(name: str, preset: str, **overrides: Any) -> PretrainMethod:
@@ -41,16 +60,18 @@ def build_pretrain_method(cfg: Config, name: str, preset: str) -> PretrainMethod
         raise ConfigError(f"pretrain.hparams.{name}: {exc}") from exc
 
 
-def _count(module: nn.Module | None) -> int:
-    # Trainable only: momentum (key) encoders are frozen copies, not part of the model.
-    return 0 if module is None else sum(p.numel() for p in module.parameters() if p.requires_grad)
+def _count(method: nn.Module, *submodules: str) -> int:
+    """Trainable parameters (momentum (key) encoders are frozen copies, not part of the model) of the named
+    top-level submodules of ``method``, or of all of it."""
+    return sum(p.numel() for name, p in method.named_parameters()
+               if p.requires_grad and (not submodules or name.split(".", 1)[0] in submodules))
 
 
 def parameter_counts(method: PretrainMethod) -> dict[str, int]:
-    """Trainable parameters of the video network (with its final FC, where the method adds one), the
-    audio network, everything else (heads, distance calibration), and the total."""
-    video = _count(method.video_net) + _count(getattr(method, "video_fc", None))
-    audio = _count(method.audio_net)
+    """Trainable parameters of the video network (with its final FC, where the method adds one: AVTS's
+    video_fc), the audio network, everything else (heads, distance calibration), and the total."""
+    video = _count(method, "video_net", "video_fc")
+    audio = _count(method, "audio_net")
     total = _count(method)
     return {"video": video, "audio": audio, "other": total - video - audio, "total": total}
 

@@ -30,7 +30,7 @@ def check_methods(values: list[str] | None, parameter: str = "methods") -> list[
 def check_preset(method: str, preset: str | None, parameter: str = "preset") -> None:
     from avssl_core.methods.registry import METHODS
 
-    presets = getattr(METHODS[method], "PRESETS", {})
+    presets = METHODS[method].PRESETS
     if preset is not None and presets and preset not in presets:
         raise ConfigError(f"parameter {parameter}: unknown preset {preset!r} for {method}; "
                           f"choose one of {', '.join(sorted(presets))}")

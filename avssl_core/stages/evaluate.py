@@ -57,8 +57,7 @@ def scratch_copy(method: PretrainMethod, seed: int) -> PretrainMethod:
     statistics, so both see identical inputs."""
     torch.manual_seed(seed)
     scratch = build_method(method.name, method.preset, **method.hparams)
-    if hasattr(method, "normalizer"):
-        scratch.normalizer.load_state_dict(method.normalizer.state_dict())
+    scratch.copy_normalization(method)
     return scratch
 
 

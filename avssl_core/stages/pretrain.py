@@ -163,10 +163,9 @@ def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
     index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.train_split)
     spec = method.pair_spec()
     sampler = PairSampler(index, spec, pc.train.seed, samples_per_epoch=pairs_per_clip(cfg, method) * len(index))
-    if hasattr(method, "fit_normalization"):
-        # Z-normalisation statistics from a random 20% of the training pairs (AVTS Sec. 3.1); they are
-        # buffers of the method, so they travel in checkpoints and in model.pt.
-        method.fit_normalization(PairDataset(sampler), fraction=0.2, seed=pc.train.seed)
+    # Input statistics (Z-normalisation) from a random 20% of the training pairs (AVTS Sec. 3.1); they are
+    # buffers of the method, so they travel in checkpoints and in model.pt. A method without any fits none.
+    method.fit_normalization(PairDataset(sampler), fraction=0.2, seed=pc.train.seed)
     train_set = PairDataset(sampler, preprocess=method.preprocess(train=True))
     val_set = held_out_pairs(cfg, method, PROTOCOLS["easy"])
     tcfg = trainer_config(cfg, method, len(train_set))

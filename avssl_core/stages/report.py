@@ -5,8 +5,8 @@ Reads  <metrics_dir>/<method>.json (the evaluate stage), <metrics_dir>/pretrain_
 Writes dashboards/report/leaderboard.md, dashboards/report/index.html and dashboards/report/img/
        (pictures copied beside the page, linked relatively, so the folder can be moved or served as is).
 
-Methods of the registry and the agreed ones (avts, avc, coattention, cmac) without an evaluation file are
-named as missing; the report is still written.
+Methods of the registry (avssl_core/methods/registry.py) without an evaluation file are named as missing;
+the report is still written.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from avssl_core.config import Config
-from avssl_core.eval.report import EXPECTED_METHODS, build_report
-from avssl_core.methods.registry import METHODS
+from avssl_core.eval.report import build_report
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +24,8 @@ REPORT_DIR = Path("dashboards/report")
 
 
 def run_report(cfg: Config, out_dir: str | Path = REPORT_DIR) -> dict[str, Any]:
-    expected = tuple(dict.fromkeys([*EXPECTED_METHODS, *METHODS]))
-    summary = build_report(Path(cfg.paths.metrics_dir), Path(out_dir), expected=expected,
-                           pretrain_dir=Path(cfg.pretrain.out_dir), bases=[Path.cwd()])
+    summary = build_report(Path(cfg.paths.metrics_dir), Path(out_dir), pretrain_dir=Path(cfg.pretrain.out_dir),
+                           bases=[Path.cwd()])
     if summary["missing"]:
         log.warning("report: no evaluation yet for %s", ", ".join(summary["missing"]))
     for source in summary["missing_pictures"]:

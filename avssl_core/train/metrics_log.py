@@ -2,7 +2,7 @@
 
     metrics.jsonl            {"type": "step", ...} every log step; {"type": "epoch", ...} every epoch
     plots/loss.csv           step,loss
-    plots/val_accuracy.csv   epoch,val_accuracy (only with a validation set)
+    plots/val_accuracy.csv   epoch,val_accuracy (rows only with a validation set)
 
 Lines are appended and flushed one by one, so a killed run keeps what it logged. On resume, lines
 logged after the checkpoint being resumed from are dropped first: those steps run again, and the
@@ -59,8 +59,9 @@ class MetricsWriter:
                           [[r["step"], r["loss"]] for r in kept if r.get("type") == "step"])
         val_rows = [[r["epoch"], r["val_accuracy"]] for r in kept
                     if r.get("type") == "epoch" and r.get("val_accuracy") is not None]
-        if val_rows or (self.out_dir / VAL_PLOT).exists():
-            self._rewrite_csv(VAL_PLOT, ["epoch", "val_accuracy"], val_rows)
+        # Written even before (or without) a validated epoch: dvc.yaml declares it, and DVC needs every
+        # declared output to exist when the stage ends.
+        self._rewrite_csv(VAL_PLOT, ["epoch", "val_accuracy"], val_rows)
 
     def _rewrite_csv(self, name: str, header: list[str], rows: list[list[Any]]) -> None:
         buf = io.StringIO()

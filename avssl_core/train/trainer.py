@@ -258,8 +258,6 @@ class _Trainer:
         self.schedule.load_state_dict(state["scheduler"])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
-        if hasattr(self.method, "load_extra_state"):
-            self.method.load_extra_state(state["extra"])
         self._warn_if_inexact(path, state)
         position = state["position"]
         self.epoch, self.batches_consumed = position["epoch"], position["batches_consumed"]
@@ -530,7 +528,6 @@ class _Trainer:
             "epoch_loss_count": self.epoch_loss_count,
         })
         if self.ctx.is_main:
-            extra = self.method.extra_state() if hasattr(self.method, "extra_state") else {}
             state = {
                 "signature": self.method.signature(),
                 "model": self.method.state_dict(),
@@ -541,7 +538,6 @@ class _Trainer:
                              "global_step": self.global_step},
                 "curriculum_stage": self._curriculum_stage(),  # informational: follows from the epoch
                 "ranks": ranks,
-                "extra": extra,
                 "world_size": self.ctx.world_size,
                 "train_config": dataclasses.asdict(self.cfg),
             }

@@ -15,12 +15,7 @@ from avssl_core.eval.layouts import LabelledMedia
 from avssl_core.eval.retrieval import class_ranks, cross_modal_retrieval, recall_and_median_rank
 from avssl_core.eval.tasks.base import EvaluationTask
 from avssl_core.eval.tasks.context import EvaluationContext
-from avssl_core.methods.base import PretrainMethod
 from avssl_core.pretext.clip_index import ClipIndex
-
-
-def _has_shared_space(method: PretrainMethod) -> bool:
-    return callable(getattr(method, "embed_video", None)) and callable(getattr(method, "embed_audio", None))
 
 
 class VideoRetrieval(EvaluationTask):
@@ -67,7 +62,7 @@ class CrossModalRetrieval(EvaluationTask):
     entries = ("retrieval_cross",)
 
     def wanted(self, ctx: EvaluationContext) -> bool:
-        return _has_shared_space(ctx.method)
+        return ctx.method.has_shared_space()
 
     def protocol(self, ctx: EvaluationContext) -> str:
         rc = ctx.ec.retrieval
