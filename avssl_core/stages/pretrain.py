@@ -34,6 +34,7 @@ from avssl_core.methods.base import PretrainMethod
 from avssl_core.methods.registry import METHODS, build_method
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.dataset import PairDataset, collate_skipping_failures
+from avssl_core.pretext.resolution import check_clip_resolution
 from avssl_core.pretext.sampling import PairSampler
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
 from avssl_core.train.checkpoint import find_latest_checkpoint, load_checkpoint
@@ -225,6 +226,7 @@ def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
     method = build_pretrain_method(cfg, name, preset)
 
     index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.train_split)
+    check_clip_resolution(index, method.hparams.get("short_side"), method=name, preset=preset)
     spec = method.pair_spec()
     sampler = PairSampler(index, spec, pc.train.seed, samples_per_epoch=pairs_per_clip(cfg, method) * len(index))
     if hasattr(method, "fit_normalization"):
