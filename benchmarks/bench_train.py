@@ -36,13 +36,18 @@ def flops_per_pair(run, batch_size: int) -> float:
     samples = [run.train_set[i] for i in range(batch_size)]
     batch = collate_skipping_failures(samples)
     batch.pop("_failed", None)
-    method = run.method.train()
+    return step_flops(run.method, batch) / batch_size
+
+
+def step_flops(method, batch: dict) -> int:
+    """Forward + backward FLOPs of one training step of ``method`` on a collated ``batch``."""
+    method = method.train()
     counter = FlopCounterMode(display=False)
     with counter:
         out = method.training_step(batch)
         out.loss.backward()
     method.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / batch_size
+    return counter.get_total_flops()
 
 
 def device_peak() -> tuple[str, float | None]:
