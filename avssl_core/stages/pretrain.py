@@ -233,7 +233,7 @@ def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
         # Z-normalisation statistics from a random 20% of the training pairs (AVTS Sec. 3.1); they are
         # buffers of the method, so they travel in checkpoints and in model.pt.
         method.fit_normalization(PairDataset(sampler), fraction=0.2, seed=pc.train.seed)
-    train_set = PairDataset(sampler, preprocess=method.preprocess(train=True))
+    train_set = PairDataset(sampler, preprocess=method.preprocess(train=True), video_decoder=pc.train.video_decoder)
     val_set = held_out_pairs(cfg, method, PROTOCOLS["easy"])
     tcfg = trainer_config(cfg, method, len(train_set))
     method_dir = Path(pc.out_dir) / name
