@@ -7,7 +7,9 @@ needs to stay busy.
 
 CPU side: the pair dataset's ``__getitem__`` with the preset's training ``preprocess`` (decode, crop, resize,
 flip, normalise, spectrogram), in this process on one thread (``torch.set_num_threads(1)``), over
-``--samples`` items in a seeded random order after two warm-up items: samples/s per core.
+``--samples`` items in a seeded random order after two warm-up items: samples/s per core, counted against
+this process's CPU time, so that other jobs sharing the core do not lower it (samples per wall second are
+reported too).
 Device side: the method's forward + backward on one collated batch on the available device (CUDA with bf16
 autocast, else the CPU in fp32 on torch's default threads; the output names which): seconds per batch.
 FLOPs per pair: counted by torch.utils.flop_counter on that batch (bench_train.step_flops, the figure the
@@ -79,8 +81,9 @@ def pick_clips(indexes: dict[int, ClipIndex], needed: int) -> ClipIndex | None:
     return fitting[0][1] if fitting else None
 
 
-def cpu_side(dataset: PairDataset, samples: int) -> tuple[float, int]:
-    """Samples/s of ``dataset[i]`` on one thread, random order; and how many items failed to decode."""
+def cpu_side(dataset: PairDataset, samples: int) -> tuple[float, float, int]:
+    """``dataset[i]`` on one thread in random order: samples per wall second, samples per second of this
+    process's CPU time (what one core gives when nothing else runs on it), and how many items failed."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -88,12 +91,12 @@ def cpu_side(dataset: PairDataset, samples: int) -> tuple[float, int]:
         for i in order[:2]:
             dataset[int(i)]  # warm-up: opens decoders, builds filterbanks
         timed = [int(order[k % len(order)]) for k in range(2, 2 + samples)]
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         failed = sum(not isinstance(dataset[i], dict) for i in timed)
-        elapsed = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         torch.set_num_threads(threads)
-    return samples / elapsed, failed
+    return samples / wall, samples / cpu, failed
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -138,7 +141,7 @@ def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: i
         method.fit_normalization(PairDataset(PairSampler(index, method.pair_spec(), SEED, samples_per_epoch=4)),
                                  fraction=1.0, seed=SEED)
     dataset = PairDataset(sampler, preprocess=method.preprocess(train=True))
-    per_core, failed = cpu_side(dataset, samples)
+    per_wall_s, per_core, failed = cpu_side(dataset, samples)
     batch_size = device_batch or (int(method.hparams["batch_size"]) if device.type == "cuda" else 2)
     items = [item for item in (dataset[i] for i in range(batch_size)) if isinstance(item, dict)]
     batch = collate_skipping_failures(items)
@@ -147,7 +150,8 @@ def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: i
     per_pair = flops / len(items)
     needed_pairs = TARGET_MFU * H100_BF16_FLOPS / per_pair
     return {**row, "clips": index.source, "clips_short_side": stored_short_side(index),
-            "cpu_samples": samples, "cpu_failed": failed, "cpu_samples_per_s_per_core": round(per_core, 2),
+            "cpu_samples": samples, "cpu_failed": failed, "cpu_samples_per_wall_s": round(per_wall_s, 2),
+            "cpu_samples_per_s_per_core": round(per_core, 2),
             "device": device.type, "device_batch": len(items), "device_s_per_batch": round(seconds, 4),
             "device_pairs_per_s": round(len(items) / seconds, 2), "gflop_per_pair": round(per_pair / 1e9, 3),
             "h100_pairs_per_s_at_30pct_mfu": round(needed_pairs, 1),
@@ -155,13 +159,13 @@ def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: i
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| method | preset | clips | CPU samples/s per core | device s per batch (batch) | GFLOP per pair "
+    lines = ["| method | preset | clips | CPU samples/s per core (per wall s) | device s per batch (batch) | GFLOP per pair "
              "| H100 pairs/s at 30% MFU | cores per H100 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "skipped" in r:
             lines.append(f"| {r['method']} | {r['preset']} | skipped: {r['skipped']} | | | | | |")
             continue
-        lines.append(f"| {r['method']} | {r['preset']} | {r['clips_short_side']} px | {r['cpu_samples_per_s_per_core']} "
+        lines.append(f"| {r['method']} | {r['preset']} | {r['clips_short_side']} px | {r['cpu_samples_per_s_per_core']} ({r['cpu_samples_per_wall_s']}) "
                      f"| {r['device_s_per_batch']} {r['device']} ({r['device_batch']}) | {r['gflop_per_pair']} "
                      f"| {r['h100_pairs_per_s_at_30pct_mfu']:,} | {r['cores_per_h100']} |")
     return "\n".join(lines)
@@ -199,8 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{index.source}: its clips have a {stored_short_side(index)} px short side, not {side}")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
-    rows = [measure(m, p, indexes, samples=args.samples, device=device, device_batch=args.device_batch,
-                    repeats=args.repeats) for p in args.presets for m in args.methods]
+    rows = []
+    for preset in args.presets:
+        for name in args.methods:
+            rows.append(measure(name, preset, indexes, samples=args.samples, device=device,
+                                device_batch=args.device_batch, repeats=args.repeats))
+            print(json.dumps(rows[-1]), flush=True)  # a long run shows its progress
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "cpu_threads_device_side": torch.get_num_threads(), "cpu_count": os.cpu_count(),
               "load_average": os.getloadavg(), "rows": rows}
