@@ -52,6 +52,7 @@ SEED = 0
 def make_clips(root: Path, short_sides: tuple[int, ...] = (128, 256), *, videos: int = 4,
                seconds: float = 20.0) -> dict[int, Path]:
     """A small synthetic world rendered at the largest short side, segmented into 10 s clips at each."""
+    workers = max(1, min(videos, (os.cpu_count() or 1) // 2))
     from avssl_core.config import load_config
     from avssl_core.stages.acquire import run_acquire
     from avssl_core.stages.segment import run_segment
@@ -61,7 +62,7 @@ def make_clips(root: Path, short_sides: tuple[int, ...] = (128, 256), *, videos:
             f"paths.validated_dir={root / 'validated'}", f"paths.metrics_dir={root / 'metrics'}",
             f"synth.num_videos={videos}", f"synth.duration_s={seconds}", f"synth.width={max(short_sides)}",
             f"synth.height={max(short_sides)}",
-            "synth.workers=1", "acquire.workers=1", "validate.workers=1", "segment.workers=1",
+            *[f"{stage}.workers={workers}" for stage in ("synth", "acquire", "validate", "segment")],
             "segment.clip_seconds=10.0", "pretrain.val_split=train", "evaluate.split=train"]
     indexes = {side: root / f"clips{side}" / "index.csv" for side in short_sides}
     if all(path.is_file() for path in indexes.values()):
