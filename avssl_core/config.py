@@ -210,6 +210,9 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels (slower), for bit-exact reruns and resumes
     max_steps: NonNegativeInt | None = None  # stop after this many optimizer steps (smoke runs); schedules still span all epochs
     progress: bool = True  # tqdm bar on the main process
+    # Video decoding of the training pairs: cpu, or cuda (torchcodec's NVDEC decoding; falls back to the
+    # CPU with one warning naming the reason where CUDA decoding cannot run).
+    video_decoder: Literal["cpu", "cuda"] = "cpu"
 
 
 @section

@@ -36,13 +36,20 @@ def flops_per_pair(run, batch_size: int) -> float:
     samples = [run.train_set[i] for i in range(batch_size)]
     batch = collate_skipping_failures(samples)
     batch.pop("_failed", None)
-    method = run.method.train()
+    return step_flops(run.method, batch) / batch_size
+
+
+def step_flops(method, batch: dict) -> int:
+    """Forward + backward FLOPs of one training step of ``method`` on a collated ``batch``."""
+    method = method.train()
+    device = next(method.parameters()).device
+    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     counter = FlopCounterMode(display=False)
     with counter:
         out = method.training_step(batch)
         out.loss.backward()
     method.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / batch_size
+    return counter.get_total_flops()
 
 
 def device_peak() -> tuple[str, float | None]:
@@ -69,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                                         f"pretrain.train.checkpoint_every_steps={10 * args.steps}"])
         run = prepare_pretraining(cfg, args.method, args.preset)
         tcfg = run.train_config
+        # Counted on the training device (a paper preset's step takes minutes on the CPU).
+        run.method.to("cuda" if tcfg.device == "cuda" or (tcfg.device == "auto" and torch.cuda.is_available())
+                      else "cpu")
         per_pair = flops_per_pair(run, min(tcfg.batch_size, 4))
         started = time.perf_counter()
         # No validation set: this measures training alone.

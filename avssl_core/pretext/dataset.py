@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
-from avssl_core.pretext.decode import DecodeError, VideoFrameReader, read_audio_window
+from avssl_core.pretext.decode import DecodeError, VideoDevice, VideoFrameReader, read_audio_window
 from avssl_core.pretext.epoch_order import PAD_INDEX
 from avssl_core.pretext.sampling import PairRecipe, PairSampler
 
@@ -44,12 +44,13 @@ class PairDataset(Dataset):
     """Map-style dataset of decoded pairs; ``len`` is the sampler's ``samples_per_epoch``."""
 
     def __init__(self, sampler: PairSampler, *, preprocess: Callable[[dict], dict] | None = None,
-                 epoch: int = 0, seek_mode: str = "exact", decoder_cache_size: int = 8) -> None:
+                 epoch: int = 0, seek_mode: str = "exact", decoder_cache_size: int = 8,
+                 video_decoder: VideoDevice = "cpu") -> None:
         self.sampler = sampler
         self.spec = sampler.spec
         self.preprocess = preprocess
         self.epoch = epoch
-        self.frames = VideoFrameReader(capacity=decoder_cache_size, seek_mode=seek_mode)
+        self.frames = VideoFrameReader(capacity=decoder_cache_size, seek_mode=seek_mode, device=video_decoder)
         self.failures: list[FailedSample] = []  # this process's failures; workers report through the collate
 
     def set_epoch(self, epoch: int) -> None:

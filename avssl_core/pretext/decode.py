@@ -3,14 +3,22 @@
 Video: torchcodec's VideoDecoder, kept open in a small per-process LRU cache (opening a file costs about
 as much as decoding a short window, and consecutive pairs often share a clip). Audio: clips are PCM WAV, so
 a window is a seek plus one read through the standard ``wave`` module.
+
+Video can be decoded by the GPU's NVDEC (``device="cuda"``, torchcodec's CUDA decoding), which takes the
+decoding off the CPU cores. The frames still come back to the CPU as uint8 at the stored resolution, where
+the method's preprocess runs. Where CUDA decoding cannot run (no GPU; a DataLoader worker forked after CUDA
+was initialised; a torchcodec build without CUDA) the reader decodes on the CPU instead, after one warning
+that names the reason: a setting made for a GPU machine must not stop a run on a laptop.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 import wave
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -29,19 +37,63 @@ class DecodeError(Exception):
         return f"{self.path}: {self.reason}"
 
 
+VideoDevice = Literal["cpu", "cuda"]
+VIDEO_DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+
+class CudaDecodingUnavailable(UserWarning):
+    """CUDA video decoding was asked for and cannot run here; the reader decodes on the CPU."""
+
+
+def cuda_decoding_unavailable() -> str | None:
+    """Why this process cannot decode video with CUDA, or None when it can try."""
+    if not torch.cuda.is_available():
+        return "no CUDA device is available (torch.cuda.is_available() is False)"
+    if torch.cuda._is_in_bad_fork():
+        return ("this process was forked after CUDA was initialised (a DataLoader worker started by fork) and "
+                "cannot use CUDA")
+    return None
+
+
 class VideoFrameReader:
     """Reads given frames of mp4 clips as uint8 [T, H, W, 3], keeping up to ``capacity`` decoders open.
 
     ``seek_mode="exact"`` scans the file once when it is opened (cheap for short clips) so that frame i is
-    always frame i; "approximate" trusts the container's metadata.
+    always frame i; "approximate" trusts the container's metadata. ``device="cuda"`` decodes with NVDEC
+    where it can and falls back to the CPU with one ``CudaDecodingUnavailable`` warning where it cannot;
+    ``self.device`` says which is in use.
     """
 
-    def __init__(self, capacity: int = 8, seek_mode: str = "exact") -> None:
+    def __init__(self, capacity: int = 8, seek_mode: str = "exact", device: VideoDevice = "cpu") -> None:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
-        self.capacity, self.seek_mode = capacity, seek_mode
+        if device not in VIDEO_DEVICES:
+            raise ValueError(f"video decoding device must be one of {VIDEO_DEVICES}, got {device!r}")
+        self.capacity, self.seek_mode, self.device = capacity, seek_mode, device
         self._decoders: OrderedDict[str, VideoDecoder] = OrderedDict()
         self._owner_pid = os.getpid()
+        if device == "cuda" and (reason := cuda_decoding_unavailable()) is not None:
+            self._fall_back_to_cpu(reason)
+
+    def _fall_back_to_cpu(self, reason: str) -> None:
+        warnings.warn(f"CUDA video decoding is unavailable: {reason}; decoding video on the CPU instead",
+                      CudaDecodingUnavailable, stacklevel=3)
+        self.device = "cpu"
+        self._decoders.clear()
+
+    def _open(self, path: str) -> VideoDecoder:
+        if self.device == "cuda":
+            if (reason := cuda_decoding_unavailable()) is not None:
+                self._fall_back_to_cpu(reason)
+            else:
+                try:
+                    return VideoDecoder(path, dimension_order="NHWC", seek_mode=self.seek_mode, device="cuda")
+                except Exception as exc:  # noqa: BLE001  (torchcodec raises RuntimeError or ValueError)
+                    cpu = VideoDecoder(path, dimension_order="NHWC", seek_mode=self.seek_mode,
+                                       num_ffmpeg_threads=1)  # a broken file fails here too, as a DecodeError
+                    self._fall_back_to_cpu(f"torchcodec could not open {path} on CUDA ({exc})")
+                    return cpu
+        return VideoDecoder(path, dimension_order="NHWC", seek_mode=self.seek_mode, num_ffmpeg_threads=1)
 
     def _decoder(self, path: str) -> VideoDecoder:
         if self._owner_pid != os.getpid():
@@ -52,7 +104,7 @@ class VideoFrameReader:
         if decoder is not None:
             self._decoders.move_to_end(path)
             return decoder
-        decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode=self.seek_mode, num_ffmpeg_threads=1)
+        decoder = self._open(path)
         self._decoders[path] = decoder
         if len(self._decoders) > self.capacity:
             self._decoders.popitem(last=False)
@@ -64,7 +116,8 @@ class VideoFrameReader:
             available = decoder.metadata.num_frames
             if available is not None and max(frame_indices) >= available:
                 raise DecodeError(path, f"frame {max(frame_indices)} requested, the file has {available}")
-            frames = decoder.get_frames_at(list(frame_indices)).data
+            # NVDEC's frames come back to the CPU, where the preprocess runs (uint8 at the stored size: small).
+            frames = decoder.get_frames_at(list(frame_indices)).data.cpu()
         except DecodeError:
             self._decoders.pop(path, None)
             raise
@@ -78,8 +131,8 @@ class VideoFrameReader:
 
     def __getstate__(self) -> dict:
         # Open decoders do not cross process boundaries; each worker opens its own.
-        return {"capacity": self.capacity, "seek_mode": self.seek_mode, "_decoders": OrderedDict(),
-                "_owner_pid": -1}
+        return {"capacity": self.capacity, "seek_mode": self.seek_mode, "device": self.device,
+                "_decoders": OrderedDict(), "_owner_pid": -1}
 
 
 def read_wav_window(path: str, start: int, count: int) -> np.ndarray:

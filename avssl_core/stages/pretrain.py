@@ -36,6 +36,7 @@ from avssl_core.methods.saved import model_sha256, save_model
 from avssl_core.pipeline_spec import code_fingerprint  # the run key's code: dvc.yaml's pretrain deps
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.dataset import PairDataset, collate_skipping_failures
+from avssl_core.pretext.resolution import check_clip_resolution
 from avssl_core.pretext.sampling import PairSampler
 from avssl_core.train.checkpoint import find_latest_checkpoint, load_checkpoint
 from avssl_core.train.trainer import train
@@ -161,12 +162,13 @@ def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
     method = build_pretrain_method(cfg, name, preset)
 
     index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.train_split)
+    check_clip_resolution(index, method.hparams.get("short_side"), method=name, preset=preset)
     spec = method.pair_spec()
     sampler = PairSampler(index, spec, pc.train.seed, samples_per_epoch=pairs_per_clip(cfg, method) * len(index))
     # Input statistics (Z-normalisation) from a random 20% of the training pairs (AVTS Sec. 3.1); they are
     # buffers of the method, so they travel in checkpoints and in model.pt. A method without any fits none.
     method.fit_normalization(PairDataset(sampler), fraction=0.2, seed=pc.train.seed)
-    train_set = PairDataset(sampler, preprocess=method.preprocess(train=True))
+    train_set = PairDataset(sampler, preprocess=method.preprocess(train=True), video_decoder=pc.train.video_decoder)
     val_set = held_out_pairs(cfg, method, PROTOCOLS["easy"])
     tcfg = trainer_config(cfg, method, len(train_set))
     method_dir = Path(pc.out_dir) / name

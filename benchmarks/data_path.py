@@ -1,0 +1,223 @@
+"""The data path of every method and preset, split at the device boundary: how many training samples one
+CPU core prepares per second, how long the training device takes per batch, and so how many cores an H100
+needs to stay busy.
+
+    .venv/bin/python benchmarks/data_path.py --make-clips /tmp/avssl-data-path --json data_path.json
+    .venv/bin/python benchmarks/data_path.py --clips 128=data/clips/index.csv --presets tiny
+
+CPU side: the pair dataset's ``__getitem__`` with the preset's training ``preprocess`` (decode, crop, resize,
+flip, normalise, spectrogram), in this process on one thread (``torch.set_num_threads(1)``), over
+``--samples`` items in a seeded random order after two warm-up items: samples/s per core, counted against
+this process's CPU time, so that other jobs sharing the core do not lower it (samples per wall second are
+reported too).
+Device side: the method's forward + backward on one collated batch on the available device (CUDA with bf16
+autocast, else the CPU in fp32 on torch's default threads; the output names which): seconds per batch.
+FLOPs per pair: counted by torch.utils.flop_counter on that batch (bench_train.step_flops, the figure the
+README's GFLOP-per-pair column comes from). Cores per H100 = pairs/s an H100 consumes at 30% MFU
+(0.3 x 989 TFLOP/s dense bf16 = 297 TFLOP/s, / FLOPs per pair) / samples/s per core.
+
+Each preset reads clips whose short side is at least its own ``short_side`` (the smallest such set given),
+so nothing is upsampled; a preset with no such clips is listed as skipped. ``--make-clips DIR`` synthesizes
+a small world at 256 px and segments it at 128 and 256 px into DIR with the real data stages (reused when
+DIR already holds them). AVTS's normalisation statistics are fitted on 4 pairs, not the stage's 20% of an
+epoch (the work per sample is the same).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import step_flops  # noqa: E402  (a sibling script, not a package)
+
+from avssl_core.methods.registry import METHODS, build_method  # noqa: E402
+from avssl_core.pretext.clip_index import ClipIndex  # noqa: E402
+from avssl_core.pretext.dataset import PairDataset, collate_skipping_failures  # noqa: E402
+from avssl_core.pretext.resolution import stored_short_side  # noqa: E402
+from avssl_core.pretext.sampling import PairSampler  # noqa: E402
+
+H100_BF16_FLOPS = 989e12  # dense bf16 tensor-core peak
+TARGET_MFU = 0.3
+SEED = 0
+
+
+def make_clips(root: Path, short_sides: tuple[int, ...] = (128, 256), *, videos: int = 4,
+               seconds: float = 20.0) -> dict[int, Path]:
+    """A small synthetic world rendered at the largest short side, segmented into 10 s clips at each."""
+    workers = max(1, min(videos, (os.cpu_count() or 1) // 2))
+    from avssl_core.config import load_config
+    from avssl_core.stages.acquire import run_acquire
+    from avssl_core.stages.segment import run_segment
+    from avssl_core.stages.validate import run_validate
+
+    base = [f"paths.raw_dir={root / 'raw'}", f"paths.acquired_dir={root / 'acquired'}",
+            f"paths.validated_dir={root / 'validated'}", f"paths.metrics_dir={root / 'metrics'}",
+            f"synth.num_videos={videos}", f"synth.duration_s={seconds}", f"synth.width={max(short_sides)}",
+            f"synth.height={max(short_sides)}",
+            *[f"{stage}.workers={workers}" for stage in ("synth", "acquire", "validate", "segment")],
+            "segment.clip_seconds=10.0", "pretrain.val_split=train", "evaluate.split=train"]
+    indexes = {side: root / f"clips{side}" / "index.csv" for side in short_sides}
+    if all(path.is_file() for path in indexes.values()):
+        return indexes
+    cfg = load_config(None, [*base, f"paths.clips_dir={root / 'clips'}"])
+    run_acquire(cfg)
+    run_validate(cfg)
+    for side, index in indexes.items():
+        if not index.is_file():
+            run_segment(load_config(None, [*base, f"paths.clips_dir={index.parent}", f"segment.short_side={side}"]))
+    return indexes
+
+
+def pick_clips(indexes: dict[int, ClipIndex], needed: int) -> ClipIndex | None:
+    """The smallest clip set whose short side is at least ``needed``."""
+    fitting = sorted((side, index) for side, index in indexes.items() if side >= needed)
+    return fitting[0][1] if fitting else None
+
+
+def cpu_side(dataset: PairDataset, samples: int) -> tuple[float, float, int]:
+    """``dataset[i]`` on one thread in random order: samples per wall second, samples per second of this
+    process's CPU time (what one core gives when nothing else runs on it), and how many items failed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        order = np.random.default_rng(SEED).permutation(len(dataset))
+        for i in order[:2]:
+            dataset[int(i)]  # warm-up: opens decoders, builds filterbanks
+        timed = [int(order[k % len(order)]) for k in range(2, 2 + samples)]
+        wall, cpu = time.perf_counter(), time.process_time()
+        failed = sum(not isinstance(dataset[i], dict) for i in timed)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        torch.set_num_threads(threads)
+    return samples / wall, samples / cpu, failed
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def device_side(method, batch: dict, device: torch.device, repeats: int) -> tuple[float, int]:
+    """Seconds per forward + backward on ``batch`` (mean of ``repeats`` after one warm-up), and the
+    step's FLOPs (counted on the warm-up step)."""
+    method = method.to(device).train()
+    batch = to_device(batch, device)
+    flops = step_flops(method, batch)  # also the warm-up
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+        "cpu", enabled=False)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        with autocast:
+            out = method.training_step(batch)
+        out.loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - started)
+        method.zero_grad(set_to_none=True)
+    return float(np.mean(times)), flops
+
+
+def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: int, device: torch.device,
+            device_batch: int | None, repeats: int) -> dict:
+    torch.manual_seed(SEED)
+    method = build_method(name, preset)
+    needed = int(method.hparams.get("short_side", 0))
+    row: dict = {"method": name, "preset": preset, "needs_short_side": needed}
+    index = pick_clips(indexes, needed)
+    if index is None:
+        return {**row, "skipped": f"no clips with a short side >= {needed} px (have {sorted(indexes)})"}
+    sampler = PairSampler(index, method.pair_spec(), SEED, samples_per_epoch=max(len(index), samples + 2))
+    if hasattr(method, "fit_normalization"):
+        # AVTS's Z-norm statistics, from a few pairs (the stage uses 20%; the work per sample is the same).
+        method.fit_normalization(PairDataset(PairSampler(index, method.pair_spec(), SEED, samples_per_epoch=4)),
+                                 fraction=1.0, seed=SEED)
+    dataset = PairDataset(sampler, preprocess=method.preprocess(train=True))
+    per_wall_s, per_core, failed = cpu_side(dataset, samples)
+    batch_size = device_batch or (int(method.hparams["batch_size"]) if device.type == "cuda" else 2)
+    items = [item for item in (dataset[i] for i in range(batch_size)) if isinstance(item, dict)]
+    batch = collate_skipping_failures(items)
+    batch.pop("_failed", None)
+    seconds, flops = device_side(method, batch, device, repeats)
+    per_pair = flops / len(items)
+    needed_pairs = TARGET_MFU * H100_BF16_FLOPS / per_pair
+    return {**row, "clips": index.source, "clips_short_side": stored_short_side(index),
+            "cpu_samples": samples, "cpu_failed": failed, "cpu_samples_per_wall_s": round(per_wall_s, 2),
+            "cpu_samples_per_s_per_core": round(per_core, 2),
+            "device": device.type, "device_batch": len(items), "device_s_per_batch": round(seconds, 4),
+            "device_pairs_per_s": round(len(items) / seconds, 2), "gflop_per_pair": round(per_pair / 1e9, 3),
+            "h100_pairs_per_s_at_30pct_mfu": round(needed_pairs, 1),
+            "cores_per_h100": round(needed_pairs / per_core, 1)}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| method | preset | clips | CPU samples/s per core (per wall s) | device s per batch (batch) | GFLOP per pair "
+             "| H100 pairs/s at 30% MFU | cores per H100 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['method']} | {r['preset']} | skipped: {r['skipped']} | | | | | |")
+            continue
+        lines.append(f"| {r['method']} | {r['preset']} | {r['clips_short_side']} px | {r['cpu_samples_per_s_per_core']} ({r['cpu_samples_per_wall_s']}) "
+                     f"| {r['device_s_per_batch']} {r['device']} ({r['device_batch']}) | {r['gflop_per_pair']} "
+                     f"| {r['h100_pairs_per_s_at_30pct_mfu']:,} | {r['cores_per_h100']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", action="append", default=[], metavar="SHORT_SIDE=INDEX_CSV",
+                        help="a clip index and its short side in pixels (repeatable)")
+    parser.add_argument("--make-clips", type=Path, metavar="DIR",
+                        help="synthesize and segment a small world at 128 and 256 px into DIR (reused)")
+    parser.add_argument("--methods", nargs="+", default=sorted(METHODS), choices=sorted(METHODS))
+    parser.add_argument("--presets", nargs="+", default=["tiny", "paper"], choices=["tiny", "paper"])
+    parser.add_argument("--samples", type=int, default=32, help="items timed on the CPU side")
+    parser.add_argument("--device-batch", type=int,
+                        help="batch for the device side (default: the preset's on CUDA, 2 on the CPU)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed device steps after the warm-up")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args(argv)
+
+    paths: dict[int, Path] = make_clips(args.make_clips) if args.make_clips else {}
+    for item in args.clips:
+        side, _, csv = item.partition("=")
+        if not side.isdigit() or not csv:
+            parser.error(f"--clips {item!r}: expected SHORT_SIDE=INDEX_CSV, e.g. 128=data/clips/index.csv")
+        paths[int(side)] = Path(csv)
+    if not paths:
+        parser.error("give --clips SHORT_SIDE=INDEX_CSV or --make-clips DIR")
+    # Every split: the benchmark times the data path, not a training run.
+    # Media paths resolve against the current directory, as for the CLI (run from the project root).
+    indexes = {side: ClipIndex.from_csv(csv, splits=None) for side, csv in paths.items()}
+    for side, index in indexes.items():
+        if stored_short_side(index) < side:
+            parser.error(f"{index.source}: its clips have a {stored_short_side(index)} px short side, not {side}")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    rows = []
+    for preset in args.presets:
+        for name in args.methods:
+            rows.append(measure(name, preset, indexes, samples=args.samples, device=device,
+                                device_batch=args.device_batch, repeats=args.repeats))
+            print(json.dumps(rows[-1]), flush=True)  # a long run shows its progress
+    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "cpu_threads_device_side": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+              "load_average": os.getloadavg(), "rows": rows}
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
