@@ -31,9 +31,9 @@ from avssl_core.eval.localization import (
 )
 from avssl_core.methods.registry import build_method
 from avssl_core.models.cam import audio_similarity_map
-from avssl_core.models.features import ClipTransform
 from avssl_core.pretext.clip_index import INDEX_COLUMNS, ClipIndex
 from avssl_core.pretext.spec import PairSpec
+from avssl_core.transforms.features import ClipTransform
 
 SR = 16000
 

@@ -20,8 +20,8 @@ from torch import nn
 from avssl_core.config import load_config
 from avssl_core.methods.base import OptimSpec, PretrainMethod, StepOutput
 from avssl_core.methods.registry import METHODS, build_method, register
-from avssl_core.models.features import pair_identity
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.transforms.features import pair_identity
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -53,7 +53,6 @@ from avssl_core.errors import DataError
 from avssl_core.eval.overlays import save_overlay
 from avssl_core.io_utils import atomic_path
 from avssl_core.methods.base import PretrainMethod
-from avssl_core.models.features import ClipTransform
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.decode import DecodeError, VideoFrameReader, read_audio_window
 from avssl_core.pretext.spec import PairKind, PairSpec
@@ -65,6 +64,7 @@ from avssl_core.pretext.windows import (
     video_window_s,
 )
 from avssl_core.synth.classes import CLASS_BY_NAME
+from avssl_core.transforms.features import ClipTransform
 
 log = logging.getLogger(__name__)
 

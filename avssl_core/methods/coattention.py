@@ -59,8 +59,14 @@ from avssl_core.models.coattention_encoders import (
     PooledEncoder,
     RawWaveformEncoder,
 )
-from avssl_core.models.features import KINETICS_MEAN, KINETICS_STD, ClipTransform, fit_length, pair_identity
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.transforms.features import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    ClipTransform,
+    fit_length,
+    pair_identity,
+)
 
 _COMMON: dict[str, Any] = {
     "attention": "cma",  # cma | aga | vga | self (Table 1 compares the first three)
