@@ -351,7 +351,6 @@ class RetrainConfig:
 
     method: str = "avc"  # the method the retrain flow retrains and promotes
     metric: str = "tasks.pretext_easy.pretrained.accuracy"  # dotted path in metrics/<method>.json (evaluate)
-    fallback_metric: str = "pretext_accuracy.easy"  # in metrics/pretrain_<method>.json, while no evaluate stage
     direction: Literal["maximize", "minimize"] = "maximize"
     min_improvement: NonNegativeFloat = 0.0  # the new model must beat the best by more than this
     best_dir: str = "models/best"  # <best_dir>/<method>/{model.pt,metrics.json,record.json}, decisions.jsonl

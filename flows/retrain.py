@@ -95,7 +95,7 @@ def retrain_flow(method: MethodName | None = None, preset: Preset | None = None,
     decision = promotion.Decision(
         method=name, promoted=promote, reason=reason, metric=candidate.metric, direction=cfg.retrain.direction,
         min_improvement=cfg.retrain.min_improvement, candidate=candidate.value,
-        incumbent=None if incumbent is None else incumbent.value, fallback=candidate.fallback,
+        incumbent=None if incumbent is None else incumbent.value,
         protocol=candidate.protocol, data_fingerprint=fingerprint, lakefs_commit=acquired.get("lakefs_commit", ""),
         candidate_model_sha256=file_sha256(pretrained["model"]),
         extra={"flow_run": flow_run.get_id(), "metrics_file": candidate.metrics_file,

@@ -18,8 +18,8 @@ from avssl_core.models.cmac_attention import correlation_response, pyramid_corre
 from avssl_core.models.memory_bank import MemoryBank, momentum_copy, momentum_update_
 from avssl_core.models.r2plus1d import r2plus1d_video_encoder
 from avssl_core.models.resnet9_audio import resnet9_audio_encoder
-from avssl_core.models.specaugment import SpecAugment, time_warp
 from avssl_core.pretext.spec import PairKind
+from avssl_core.transforms.specaugment import SpecAugment, time_warp
 
 SR = 16000
 

@@ -193,12 +193,12 @@ def test_promotion_promotes_a_better_model_and_refuses_a_worse_one(tmp_path):
     assert "kept the current best" in promotion.decision_markdown(refused)
 
 
-def test_metric_lookup_and_fallback_reading(tmp_path):
+def test_metric_lookup_and_reading(tmp_path):
     path = tmp_path / "pretrain_avc.json"
     path.write_text(json.dumps({"protocol": {"split": "val", "pairs": 256}, "data": "x",
                                 "pretext_accuracy": {"easy": 0.625}}))
-    reading = promotion.read_metric(path, "pretext_accuracy.easy", fallback=True)
-    assert reading.value == 0.625 and reading.fallback and reading.protocol["protocol"]["pairs"] == 256
+    reading = promotion.read_metric(path, "pretext_accuracy.easy")
+    assert reading.value == 0.625 and reading.protocol["protocol"]["pairs"] == 256
     assert promotion.read_metric(path, "pretext_accuracy.hard").error.endswith("no numeric metric 'pretext_accuracy.hard'")
     assert promotion.lookup_metric({"tasks": {"retrieval_video": {"pretrained": {"R@1": 0.25}}}},
                                    "tasks.retrieval_video.pretrained.R@1") == 0.25

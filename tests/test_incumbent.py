@@ -1,68 +1,81 @@
-"""The retrain flow's reading of the current best model: measured by the pretrain stage's own function, so a
-CMAC model (instance discrimination) is recorded with its measured chance and all-positive pairs, not a
-pair classifier's 0.5."""
+"""The retrain flow's reading of the current best model: the evaluate stage run again on it, under the task
+protocol the new model was just measured under, so a CMAC model (instance discrimination) is compared with
+its measured chance, not a pair classifier's 0.5."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import pytest
 
 from avssl_core.config import load_config
-from avssl_core.methods.protocols import PAIR_CHANCE, measure_pretext
 from avssl_core.methods.saved import save_model
+from avssl_core.orchestration import promotion
 from avssl_core.orchestration.incumbent import incumbent_reading
-from avssl_core.orchestration.promotion import Reading
+from avssl_core.stages.evaluate import run_evaluate
 from avssl_core.stages.pretrain import prepare_pretraining
 
+CMAC_PRETEXT = "tasks.pretext_instance.pretrained.accuracy"  # CMAC's one pretext task in the evaluate stage
 
-def _cfg(tiny_clips: Path, tmp_path: Path):
-    return load_config(None, [
+
+@pytest.mark.timeout(300)
+def test_the_incumbent_reading_of_a_cmac_model_is_the_evaluate_stages_with_its_measured_chance(tiny_clips, tmp_path):
+    methods = tmp_path / "methods"
+    cfg = load_config(None, [
         f"paths.clips_dir={tiny_clips.parent}", f"paths.metrics_dir={tmp_path / 'metrics'}",
-        f"pretrain.out_dir={tmp_path / 'pretrain'}",
-        "pretrain.val_split=train", "pretrain.val_pairs=8", "pretrain.train.batch_size=4"])
+        f"pretrain.out_dir={tmp_path / 'pretrain'}", "pretrain.val_split=train", "pretrain.val_pairs=8",
+        "pretrain.train.batch_size=4", f"evaluate.methods_dir={methods}",
+        f"evaluate.out_dir={tmp_path / 'evaluate'}", "evaluate.split=train", "evaluate.tasks=[pretext]",
+        "evaluate.pretext.pairs=8", "evaluate.batch_size=4", "evaluate.scratch=false"])
+    model = prepare_pretraining(cfg, "cmac", "tiny").method  # untrained, as the pretrain stage builds it
+    save_model(model, methods / "cmac" / "model.pt")
+    best = tmp_path / "best" / "cmac" / "model.pt"
+    save_model(model, best)
+    # The candidate as the retrain flow reads it: the evaluate stage's metrics for the new model.
+    run_evaluate(cfg, "cmac")
+    candidate = promotion.read_metric(tmp_path / "metrics" / "cmac.json", CMAC_PRETEXT)
+    assert candidate.error == ""
+
+    reading = incumbent_reading(cfg, "cmac", best, candidate, evaluate=run_evaluate)
+
+    # The same model under the same protocol gives the same number and the same protocol record ...
+    assert reading.error == "" and reading.value == candidate.value
+    assert reading.protocol == candidate.protocol and reading.metrics_file == str(best)
+    # ... which is instance discrimination against the chance CMAC measures: 1 / 4 with four clips of
+    # distinct videos in each batch of 4, more when a batch repeats a video; never the pair classifiers' 0.5.
+    text = reading.protocol["protocol"]
+    assert "instance discrimination" in text and "chance 0.5" not in text
+    chance = float(text.split("measured chance ")[1][:5])
+    assert 0.25 <= chance < 1.0 and chance != 0.5
 
 
-def _untrained(cfg, name: str):
-    """The method as the pretrain stage builds it before training (seeded, normalisation fitted)."""
-    return prepare_pretraining(cfg, name, "tiny").method
+def test_an_incumbent_that_cannot_be_measured_is_recorded_with_the_reason(tmp_path):
+    cfg = load_config(None, [])
+    candidate = promotion.Reading(0.6, CMAC_PRETEXT, "metrics/cmac.json", None)
+
+    def failing_stage(cfg, method):
+        raise FileNotFoundError("no clips")
+
+    reading = incumbent_reading(cfg, "cmac", tmp_path / "model.pt", candidate, evaluate=failing_stage)
+    assert reading.value is None and reading.error == "FileNotFoundError: no clips"
+    assert promotion.decide(candidate, reading, "maximize", 0.0)[0] is False
 
 
-def _not_called(cfg, method):
-    raise AssertionError("a pretext candidate is compared on pretext pairs, not by the evaluate stage")
-
-
-@pytest.mark.timeout(300)
-def test_the_incumbent_reading_of_a_cmac_model_carries_cmacs_measured_chance(tiny_clips, tmp_path):
-    cfg = _cfg(tiny_clips, tmp_path)
-    model = _untrained(cfg, "cmac")
-    path = tmp_path / "best" / "cmac" / "model.pt"
-    save_model(model, path)
-    candidate = Reading(0.5, "pretext_accuracy.easy", "metrics/pretrain_cmac.json", None, fallback=True)
-
-    reading = incumbent_reading(cfg, "cmac", path, candidate, evaluate=_not_called)
-
-    assert reading.error == "" and reading.fallback and 0.0 <= reading.value <= 1.0
-    protocol = reading.protocol["protocol"]
-    # What the pretrain stage records for a CMAC model on the same pairs: its all-positive pairs and
-    # the chance it measures per query (1 / candidates in a batch of 4), not a pair classifier's 0.5.
-    stage = measure_pretext(cfg, model, ("easy",))
-    assert protocol == stage["protocol"]
-    assert reading.value == stage["pretext_accuracy"]["easy"]
-    assert protocol["positive_fraction"] == 1.0
-    assert protocol["chance"] != PAIR_CHANCE and 0.25 <= protocol["chance"] < 1.0
-    assert (protocol["split"], protocol["pairs"]) == ("train", 8)
-
-
-@pytest.mark.timeout(300)
-def test_the_incumbent_reading_of_a_pair_classifier_keeps_chance_one_half(tiny_clips, tmp_path):
-    cfg = _cfg(tiny_clips, tmp_path)
-    path = tmp_path / "coattention" / "model.pt"
-    save_model(_untrained(cfg, "coattention"), path)
-    candidate = Reading(0.5, "pretext_accuracy.shifted", "metrics/pretrain_coattention.json", None, fallback=True)
-    reading = incumbent_reading(cfg, "coattention", path, candidate, evaluate=_not_called)
-    assert reading.error == "" and 0.0 <= reading.value <= 1.0
-    assert reading.protocol["protocol"]["chance"] == 0.5 and reading.protocol["protocol"]["positive_fraction"] == 0.5
-    unknown = incumbent_reading(cfg, "coattention", path, Reading(0.5, "pretext_accuracy.weird", "m", None, fallback=True),
-                                evaluate=_not_called)
-    assert unknown.value is None and "no pretext protocol 'weird'" in unknown.error
+def test_decision_records_written_with_the_removed_fallback_key_still_read(tmp_path):
+    """models/best/decisions.jsonl and record.json written before the pretrain-stage fallback was removed
+    carry a "fallback" key; the readers ignore it."""
+    cfg = load_config(None, [f"retrain.best_dir={tmp_path / 'best'}"])
+    (tmp_path / "best" / "avc").mkdir(parents=True)
+    old = {"method": "avc", "promoted": True, "reason": "promoted", "metric": "pretext_accuracy.easy",
+           "direction": "maximize", "min_improvement": 0.0, "candidate": 0.6, "incumbent": None, "fallback": True,
+           "protocol": None, "data_fingerprint": "f0"}
+    (tmp_path / "best" / "decisions.jsonl").write_text(json.dumps(old) + "\n")
+    (tmp_path / "best" / "avc" / "record.json").write_text(json.dumps(
+        {"method": "avc", "metric": "pretext_accuracy.easy", "value": 0.6, "fallback": True}))
+    assert promotion.last_fingerprint(cfg, "avc") == "f0"
+    assert promotion.current_best(cfg, "avc")["value"] == 0.6
+    new = promotion.Decision("avc", False, "not promoted", "tasks.pretext_easy.pretrained.accuracy", "maximize",
+                             0.0, 0.5, 0.6, data_fingerprint="f1")
+    promotion.record_decision(cfg, new)
+    assert promotion.last_fingerprint(cfg, "avc") == "f1"
+    assert "fallback" not in (tmp_path / "best" / "decisions.jsonl").read_text().splitlines()[1]

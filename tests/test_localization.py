@@ -24,16 +24,15 @@ from avssl_core.eval.localization import (
     centre_box_map,
     clip_moments,
     evaluate_localization,
-    evaluation_crop,
     iou,
     load_annotation,
     success_metrics,
 )
 from avssl_core.methods.registry import build_method
 from avssl_core.models.cam import audio_similarity_map
-from avssl_core.models.features import ClipTransform
 from avssl_core.pretext.clip_index import INDEX_COLUMNS, ClipIndex
 from avssl_core.pretext.spec import PairSpec
+from avssl_core.transforms.features import ClipTransform, PairTransform
 
 SR = 16000
 
@@ -158,13 +157,27 @@ def test_missing_or_broken_annotation_names_the_file(tmp_path):
 def test_evaluation_crop_is_where_clip_transform_looks():
     frame = torch.arange(64 * 80 * 3, dtype=torch.int64).reshape(64, 80, 3).remainder(251).to(torch.uint8)
     transform = ClipTransform(short_side=64, size=56, train=False, mean=torch.zeros(3), std=torch.ones(3))
-    top, left, h, w = evaluation_crop(type("P", (), {"clip": transform})(), 64, 80)
+    top, left, h, w = transform.frame_crop(64, 80)
     out = transform(frame.unsqueeze(0))[:, 0]  # [3, 56, 56], no resize at this size
     expected = frame[top:top + h, left:left + w].permute(2, 0, 1).float() / 255
     assert (h, w) == (56, 56) and torch.allclose(out, expected)
     # At twice the resolution the crop is twice as large (and resized to 56 by the transform).
-    assert evaluation_crop(type("P", (), {"clip": transform})(), 128, 128) == (8, 8, 112, 112)
-    assert evaluation_crop(object(), 64, 80) == (0, 0, 64, 80)  # no ClipTransform: the whole frame
+    assert transform.frame_crop(128, 128) == (8, 8, 112, 112)
+    assert PairTransform().frame_crop(64, 80) == (0, 0, 64, 80)  # no ClipTransform: the whole frame
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["avts", "avc", "coattention", "cmac"])
+def test_each_methods_preprocess_names_the_crop_of_its_clip_transform(name):
+    """Localization maps boxes with ``preprocess.frame_crop``: every method's preprocessing (CMAC's
+    SpecAugment wrapper included) names its ClipTransform's centre square, not the whole frame."""
+    method = build_method(name, "tiny")
+    if name != "coattention":  # its pixels use fixed Kinetics statistics; the others' (unfitted here) leave the crop alone
+        method.normalizer.fitted.fill_(True)
+    evaluation, training = method.preprocess(train=False), method.preprocess(train=True)
+    crop = evaluation.frame_crop(64, 80)
+    assert crop == evaluation.clip.frame_crop(64, 80) == training.frame_crop(64, 80)
+    assert crop != (0, 0, 64, 80) and crop[2] == crop[3] and crop[1] == (80 - crop[3]) // 2
 
 
 # -- the methods' maps -------------------------------------------------------------------------------

@@ -21,16 +21,16 @@ from avssl_core.methods.avc import AVC
 from avssl_core.methods.avts import AVTS
 from avssl_core.methods.registry import METHODS, build_method, parameter_counts
 from avssl_core.models.audio import vgg_audio_encoder
-from avssl_core.models.features import (
+from avssl_core.models.resnet2d import WidthResNet2d, resnet18_2d
+from avssl_core.models.video import _WidthVideoResNet, mc3_video_encoder
+from avssl_core.pretext.spec import NegativeMix, PairKind
+from avssl_core.transforms.features import (
     ClipTransform,
     LogMelFilterbank,
     LogSpectrogram,
     estimate_feature_stats,
     select_fraction,
 )
-from avssl_core.models.resnet2d import WidthResNet2d, resnet18_2d
-from avssl_core.models.video import _WidthVideoResNet, mc3_video_encoder
-from avssl_core.pretext.spec import NegativeMix, PairKind
 
 SR = 16000
 

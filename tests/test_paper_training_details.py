@@ -13,9 +13,9 @@ from avssl_core.errors import ConfigError
 from avssl_core.methods.avts import AVTS
 from avssl_core.methods.cmac import CMAC
 from avssl_core.methods.registry import METHODS, build_method
-from avssl_core.models.features import ClipTransform
 from avssl_core.pretext.spec import PairKind
 from avssl_core.stages.pretrain import pairs_per_clip, prepare_pretraining
+from avssl_core.transforms.features import ClipTransform
 
 pytestmark = pytest.mark.timeout(120)
 

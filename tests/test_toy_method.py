@@ -20,13 +20,13 @@ from torch import nn
 from avssl_core.config import load_config
 from avssl_core.methods.base import OptimSpec, PretrainMethod, StepOutput
 from avssl_core.methods.registry import METHODS, build_method, register
-from avssl_core.models.features import pair_identity
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.transforms.features import PairTransform, pair_identity
 
 pytestmark = pytest.mark.timeout(240)
 
 
-class ToyPreprocess:
+class ToyPreprocess(PairTransform):
     """Raw pair -> the middle frame pooled to 8x8 and the mono waveform's magnitude pooled to 16 bins."""
 
     def __call__(self, sample: dict) -> dict:

@@ -275,3 +275,21 @@ def test_workers_start_from_a_forkserver_while_other_threads_run_and_train_ident
         service.join()
     assert summary["global_step"] == 20
     _assert_identical(forked.state_dict(), served.state_dict())
+
+
+@pytest.mark.timeout(30)
+def test_the_trainer_gets_only_a_checked_precision():
+    """The trainer does not check ``precision`` again: a TrainConfig built or changed in code is checked by
+    its constructor, so an unknown precision never reaches resolve_precision."""
+    import dataclasses
+
+    from avssl_core.config import TrainConfig
+    from avssl_core.errors import ConfigError
+    from avssl_core.train import resolve_precision
+
+    for build in (lambda: TrainConfig(precision="fp8"), lambda: dataclasses.replace(TrainConfig(), precision="fp8")):
+        with pytest.raises(ConfigError, match=r"^pretrain\.train\.precision: expected one of .*got 'fp8'$"):
+            build()
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", torch.device("cpu"))

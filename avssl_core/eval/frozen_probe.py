@@ -46,7 +46,7 @@ class InputStatistics:
     mean and std of the frames on a 0-1 scale, "audio_stats": [40] mean log-mel energy per band}."""
 
     def __init__(self, sample_rate: int) -> None:
-        from avssl_core.models.features import LogMelFilterbank
+        from avssl_core.transforms.features import LogMelFilterbank
 
         self.logmel = LogMelFilterbank(sample_rate=sample_rate)
 

@@ -1,6 +1,6 @@
 """Colour jitter for fine-tuning (CMAC Sec. 4.2: "random cropping, color jitter, and random horizontal
 flipping" for action recognition), applied in evaluation only: the pretraining augmentation lives with
-each method's preprocess (avssl_core/models/features.py).
+each method's preprocess (avssl_core/transforms/features.py).
 
 ``ColourJittered`` wraps a method's preprocess and changes the raw uint8 frames first, one draw per clip
 (every frame alike, so motion is untouched): brightness, contrast and saturation factors uniform in

@@ -10,8 +10,8 @@ Protocol (our adaptation of Senocak et al., CVPR 2018, to the synthetic world's 
   drawn per clip.
 * Samples. Around each moment a raw sample is built exactly as training pairs are (the method's
   ``pair_spec()`` window, with the scored frame in the middle of the video window and the audio window
-  centred on it, decoded with the pretext decoders), then ``method.preprocess(train=False)``: the centre
-  crop. The map ([K, h, w] from ``method.localization_maps``; heads are averaged for scoring) is
+  centred on it, decoded with the pretext decoders), then ``method.preprocess(train=False)``: the crop its
+  ``frame_crop`` names. The map ([K, h, w] from ``method.localization_maps``; heads are averaged for scoring) is
   upsampled bilinearly to that crop in frame pixels.
 * Ground truth: the union of the boxes of the sounding objects that are audible in the window (an
   event-driven object is audible when one of its events lies in the window or up to ``EVENT_TAIL_S``
@@ -53,7 +53,6 @@ from avssl_core.errors import DataError
 from avssl_core.eval.overlays import save_overlay
 from avssl_core.io_utils import atomic_path
 from avssl_core.methods.base import PretrainMethod
-from avssl_core.models.features import ClipTransform
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.decode import DecodeError, VideoFrameReader, read_audio_window
 from avssl_core.pretext.spec import PairKind, PairSpec
@@ -65,6 +64,7 @@ from avssl_core.pretext.windows import (
     video_window_s,
 )
 from avssl_core.synth.classes import CLASS_BY_NAME
+from avssl_core.transforms.features import PairTransform
 
 log = logging.getLogger(__name__)
 
@@ -182,17 +182,6 @@ def crop_box(box: Sequence[float], crop: tuple[int, int, int, int]) -> Box | Non
 # -- what the method sees ------------------------------------------------------------------------------
 
 
-def evaluation_crop(preprocess: Any, height: int, width: int) -> tuple[int, int, int, int]:
-    """(top, left, height, width) in frame pixels of the region ``preprocess(train=False)`` keeps: the
-    centre square of ClipTransform (the same arithmetic as its evaluation branch; a test holds them
-    together). A preprocess without a ClipTransform is taken to see the whole frame."""
-    clip = getattr(preprocess, "clip", None)
-    if not isinstance(clip, ClipTransform):
-        return 0, 0, height, width
-    side = min(round(clip.size * min(height, width) / clip.short_side), height, width)
-    return (height - side) // 2, (width - side) // 2, side, side
-
-
 @dataclass(frozen=True)
 class Moment:
     """One scored sample: a clip, the scored frame, the windows to decode, and its ground truth."""
@@ -272,7 +261,7 @@ def annotation_paths(index_csv: Path, index: ClipIndex) -> list[Path]:
     return out
 
 
-def select_moments(index_csv: Path, index: ClipIndex, spec: PairSpec, preprocess: Any, *, max_clips: int,
+def select_moments(index_csv: Path, index: ClipIndex, spec: PairSpec, preprocess: PairTransform, *, max_clips: int,
                    moments_per_clip: int, seed: int) -> tuple[list[Moment], dict[str, Any]]:
     """Seeded choice of clips and moments; also returns counts of what could not be used and why."""
     rng = np.random.default_rng([LOCALIZATION_SEED_TAG, seed])
@@ -289,7 +278,7 @@ def select_moments(index_csv: Path, index: ClipIndex, spec: PairSpec, preprocess
         except DataError as exc:
             unusable[str(index.clip_id[row])] = str(exc)
             continue
-        crop = evaluation_crop(preprocess, int(index.height[row]), int(index.width[row]))
+        crop = preprocess.frame_crop(int(index.height[row]), int(index.width[row]))
         found = clip_moments(index, int(row), meta, spec, crop)
         if not found:
             clips_without_source += 1

@@ -25,10 +25,10 @@ from avssl_core.losses import correspondence_bce, correspondence_logit, euclidea
 from avssl_core.methods.base import OptimSpec, PretrainMethod, StepOutput
 from avssl_core.models.audio import resnet18_audio_encoder
 from avssl_core.models.cam import audio_similarity_map
-from avssl_core.models.features import ClipTransform, FeatureNormalizer, LogSpectrogram, PairPreprocess
 from avssl_core.models.resnet2d import RESNET18_CHANNELS
 from avssl_core.models.video import resnet18_frame_encoder
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.transforms.features import ClipTransform, FeatureNormalizer, LogSpectrogram, PairPreprocess
 
 _COMMON: dict[str, Any] = {
     "sample_rate": 16000,  # the segment stage writes 16 kHz audio

@@ -23,9 +23,9 @@ from avssl_core.losses import contrastive_margin_loss, euclidean_distance
 from avssl_core.methods.base import OptimSpec, PretrainMethod, StepOutput
 from avssl_core.models.audio import VGG_AUDIO_CHANNELS, vgg_audio_encoder
 from avssl_core.models.cam import audio_similarity_map
-from avssl_core.models.features import ClipTransform, FeatureNormalizer, LogMelFilterbank, PairPreprocess
 from avssl_core.models.video import MC3_CHANNELS, mc3_video_encoder
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.transforms.features import ClipTransform, FeatureNormalizer, LogMelFilterbank, PairPreprocess
 
 _COMMON: dict[str, Any] = {
     "sample_rate": 16000,  # the segment stage writes 16 kHz audio

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from avssl_core.pretext.spec import PairSpec
+from avssl_core.transforms.features import PairTransform
 
 
 @dataclass
@@ -90,8 +91,9 @@ class PretrainMethod(nn.Module):
     def pair_spec(self) -> PairSpec:
         raise NotImplementedError
 
-    def preprocess(self) -> Callable[[dict], dict]:
-        """A picklable callable: raw sample -> model inputs (runs in DataLoader workers)."""
+    def preprocess(self) -> PairTransform:
+        """A picklable callable: raw sample -> model inputs (runs in DataLoader workers), which names the part
+        of a frame its evaluation preprocessing keeps (``PairTransform.frame_crop``)."""
         raise NotImplementedError
 
     # -- learning ---------------------------------------------------------------------------------

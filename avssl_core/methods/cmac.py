@@ -47,12 +47,12 @@ from avssl_core.models.cmac_attention import (
     SaliencyHead,
     pyramid_correlation,
 )
-from avssl_core.models.features import ClipTransform, FeatureNormalizer, LogMelFilterbank, PairPreprocess
 from avssl_core.models.memory_bank import MemoryBank, momentum_copy, momentum_update_
 from avssl_core.models.r2plus1d import R2PLUS1D_CHANNELS, r2plus1d_video_encoder
 from avssl_core.models.resnet9_audio import RESNET9_CHANNELS, resnet9_audio_encoder
-from avssl_core.models.specaugment import SpecAugment, SpecAugmentedPairPreprocess
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.transforms.features import ClipTransform, FeatureNormalizer, LogMelFilterbank, PairPreprocess
+from avssl_core.transforms.specaugment import SpecAugment, SpecAugmentedPairPreprocess
 
 _COMMON: dict[str, Any] = {
     "sample_rate": 16000,  # the segment stage writes 16 kHz audio

@@ -59,8 +59,15 @@ from avssl_core.models.coattention_encoders import (
     PooledEncoder,
     RawWaveformEncoder,
 )
-from avssl_core.models.features import KINETICS_MEAN, KINETICS_STD, ClipTransform, fit_length, pair_identity
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
+from avssl_core.transforms.features import (
+    KINETICS_MEAN,
+    KINETICS_STD,
+    ClipTransform,
+    PairTransform,
+    fit_length,
+    pair_identity,
+)
 
 _COMMON: dict[str, Any] = {
     "attention": "cma",  # cma | aga | vga | self (Table 1 compares the first three)
@@ -327,7 +334,7 @@ def _resample_time(x: torch.Tensor, length: int) -> torch.Tensor:
     return F.interpolate(x.transpose(1, 2), size=length, mode="linear", align_corners=False).transpose(1, 2)
 
 
-class WaveformPairPreprocess:
+class WaveformPairPreprocess(PairTransform):
     """Raw sample -> {"video": [3, T, size, size], "audio": [channels, num_samples] raw waveform, ...}.
 
     Picklable (runs in DataLoader workers). The audio window is trimmed or edge-extended by at most
@@ -349,3 +356,6 @@ class WaveformPairPreprocess:
             # the stereo encoder can use still points at the source (Sec. 3.2: stereo input).
             audio = audio.flip(0)
         return {"video": video, "audio": audio.contiguous(), **pair_identity(sample)}
+
+    def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
+        return self.clip.frame_crop(height, width)

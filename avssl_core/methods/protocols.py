@@ -1,9 +1,8 @@
 """The pretraining protocol the stages share: the held-out pairs a pretrained method is measured on, the fixed
 negative mixes (protocols) it is measured under, and the measurement itself with its chance level.
 
-The pretrain stage measures a new model with ``measure_pretext``; the retrain flow measures the current best
-model with the same function on the same pairs (orchestration/incumbent.py), an ablation trial scores an
-unmeasured protocol with it, and the evaluate stage draws its pretext pairs with ``fixed_mix`` and
+The pretrain stage measures a new model with ``measure_pretext``, an ablation trial scores an unmeasured
+protocol with it, and the evaluate stage draws its pretext pairs with ``fixed_mix`` and
 ``VAL_SEED_OFFSET``. Which protocols a method is measured under is the method's own declaration
 (``PretrainMethod.pretext_protocols``).
 """

@@ -11,26 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from avssl_core.config import Config
-from avssl_core.methods.protocols import PROTOCOLS, measure_pretext
-from avssl_core.methods.saved import load_model
+from avssl_core.eval.tasks.pretext import INSTANCE
 from avssl_core.orchestration.promotion import Reading, read_metric
 
 # The evaluate stage (avssl_core.stages.evaluate.run_evaluate), passed in by the caller (flows/retrain.py):
 # nothing below the front ends imports a stage.
 EvaluateStage = Callable[[Config, str], Any]
-
-
-def pretext_reading(cfg: Config, model_path: str | Path, dotted: str) -> Reading:
-    """Pretext accuracy (``pretext_accuracy.<protocol>``) of a saved model on the held-out pairs the pretrain
-    stage measures a new model on (same split, count, seed and batch), recorded with the chance level and
-    positive fraction measured for it as the pretrain stage measures them (CMAC's is not a pair classifier's)."""
-    protocol = dotted.split(".", 1)[1] if "." in dotted else "easy"
-    if protocol not in PROTOCOLS:
-        return Reading(None, dotted, str(model_path), None, True, error=f"no pretext protocol {protocol!r}")
-    measured = measure_pretext(cfg, load_model(model_path), (protocol,))
-    return Reading(float(measured["pretext_accuracy"][protocol]), dotted, str(model_path),
-                   {"protocol": measured["protocol"], "data": str(Path(cfg.paths.clips_dir) / "index.csv")},
-                   fallback=True)
 
 
 # The evaluate stage's task for each metric family (metric names: tasks.<task>.<arm>.<metric>).
@@ -48,7 +34,10 @@ def narrowed_evaluation(ec, dotted: str):
     task, arm = parts[1], parts[2]
     scratch = ec.scratch and arm == "scratch"
     if task.startswith("pretext_"):
-        pretext = dataclasses.replace(ec.pretext, protocols=[task.removeprefix("pretext_")])
+        protocol = task.removeprefix("pretext_")
+        # Instance discrimination is no negative mix in evaluate.pretext.protocols: a contrastive method
+        # (CMAC) is scored that way whatever the list holds.
+        pretext = ec.pretext if protocol == INSTANCE else dataclasses.replace(ec.pretext, protocols=[protocol])
         return dataclasses.replace(ec, tasks=["pretext"], pretext=pretext, scratch=scratch)
     if task in _TASK_OF:
         return dataclasses.replace(ec, tasks=[_TASK_OF[task]], scratch=scratch)
@@ -75,13 +64,10 @@ def evaluate_reading(cfg: Config, method_name: str, model_path: str | Path, dott
 
 def incumbent_reading(cfg: Config, method_name: str, model_path: str | Path, candidate: Reading, *,
                       evaluate: EvaluateStage) -> Reading:
-    """The best model's value of the candidate's metric, measured the way the candidate's was (``evaluate``:
-    the evaluate stage, for a candidate measured by it)."""
+    """The best model's value of the candidate's metric, measured the way the candidate's was: by ``evaluate``
+    (the evaluate stage), on the same data under the same task protocol."""
     try:
-        if candidate.fallback:
-            return pretext_reading(cfg, model_path, candidate.metric)
         return evaluate_reading(cfg, method_name, model_path, candidate.metric, evaluate)
     except Exception as exc:  # recorded in the decision: a best model that cannot be measured is not replaced blindly
-        return Reading(None, candidate.metric, str(model_path), None, candidate.fallback,
-                       error=f"{type(exc).__name__}: {exc}")
+        return Reading(None, candidate.metric, str(model_path), None, error=f"{type(exc).__name__}: {exc}")
 

@@ -34,7 +34,6 @@ class Reading:
     metric: str  # dotted path inside the metrics file
     metrics_file: str
     protocol: Any  # what the number was measured on (split, pairs, task protocol), for the record
-    fallback: bool = False  # True: pretext accuracy from the pretrain stage, as no evaluate stage exists
     error: str = ""  # why there is no value
 
 
@@ -48,7 +47,6 @@ class Decision:
     min_improvement: float
     candidate: float | None
     incumbent: float | None
-    fallback: bool = False
     protocol: Any = None
     data_fingerprint: str = ""
     lakefs_commit: str = ""
@@ -79,19 +77,19 @@ def lookup_metric(metrics: dict, dotted: str) -> float:
     return float(node)
 
 
-def read_metric(metrics_file: str | Path, dotted: str, fallback: bool = False) -> Reading:
+def read_metric(metrics_file: str | Path, dotted: str) -> Reading:
     path = Path(metrics_file)
     if not path.is_file():
-        return Reading(None, dotted, str(path), None, fallback, error=f"{path}: no such metrics file")
+        return Reading(None, dotted, str(path), None, error=f"{path}: no such metrics file")
     try:
         metrics = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        return Reading(None, dotted, str(path), None, fallback, error=f"{path}: not valid JSON: {exc}")
+        return Reading(None, dotted, str(path), None, error=f"{path}: not valid JSON: {exc}")
     try:
         value = lookup_metric(metrics, dotted)
     except KeyError:
-        return Reading(None, dotted, str(path), None, fallback, error=f"{path}: no numeric metric {dotted!r}")
-    return Reading(value, dotted, str(path), protocol_of(metrics, dotted), fallback)
+        return Reading(None, dotted, str(path), None, error=f"{path}: no numeric metric {dotted!r}")
+    return Reading(value, dotted, str(path), protocol_of(metrics, dotted))
 
 
 def protocol_of(metrics: dict, dotted: str) -> Any:
@@ -166,7 +164,7 @@ def promote(cfg: Config, decision: Decision, model_path: str | Path, metrics_fil
         shutil.copyfile(metrics_file, staging / "metrics.json")
         write_json_atomic(staging / "record.json", {
             "method": decision.method, "metric": decision.metric, "value": decision.candidate,
-            "direction": decision.direction, "protocol": decision.protocol, "fallback": decision.fallback,
+            "direction": decision.direction, "protocol": decision.protocol,
             "data_fingerprint": decision.data_fingerprint, "lakefs_commit": decision.lakefs_commit,
             "model_sha256": file_sha256(staging / "model.pt"), "promoted_at": decision.time,
         })
@@ -204,7 +202,7 @@ def decision_markdown(decision: Decision) -> str:
         "",
         "| | value |",
         "| --- | --- |",
-        f"| metric | `{decision.metric}`{' (fallback: pretext accuracy from the pretrain stage, no evaluate stage)' if decision.fallback else ''} |",
+        f"| metric | `{decision.metric}` |",
         f"| new model | {fmt(decision.candidate)} |",
         f"| current best, same protocol | {fmt(decision.incumbent)} |",
         f"| direction / min improvement | {decision.direction} / {decision.min_improvement} |",

@@ -44,7 +44,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
-from avssl_core.config import PRECISIONS, TrainConfig
+from avssl_core.config import Precision, TrainConfig
 from avssl_core.errors import ConfigError, DataError
 from avssl_core.io_utils import write_json_atomic
 from avssl_core.methods.base import PretrainMethod, StepOutput
@@ -104,9 +104,9 @@ def default_sampler_factory(num_samples: int, *, seed: int, epoch: int, rank: in
                                        start_step=start_step, batch_size=batch_size)
 
 
-def resolve_precision(requested: str, device: torch.device) -> str:
-    if requested not in PRECISIONS:
-        raise ConfigError(f"train.precision: expected one of {PRECISIONS}, got {requested!r}")
+def resolve_precision(requested: Precision, device: torch.device) -> str:
+    """The autocast precision for ``requested`` (TrainConfig.precision, which its constructor has checked
+    against Precision) on ``device``."""
     if requested == "auto":
         if device.type != "cuda":
             return "fp32"

@@ -14,11 +14,11 @@ pair pipeline's [1, time, mel] features.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 import torchaudio
+
+from avssl_core.transforms.features import PairTransform
 
 
 def time_warp(spec: torch.Tensor, max_warp: int) -> torch.Tensor:
@@ -60,14 +60,17 @@ class SpecAugment:
         return spec
 
 
-class SpecAugmentedPairPreprocess:
+class SpecAugmentedPairPreprocess(PairTransform):
     """A pair preprocessing followed by SpecAugment on its ``"audio"`` ([1, time, mel] features are
     transposed to [1, mel, time] and back). Picklable, for DataLoader workers."""
 
-    def __init__(self, preprocess: Callable[[dict], dict], augment: SpecAugment) -> None:
+    def __init__(self, preprocess: PairTransform, augment: SpecAugment) -> None:
         self.preprocess, self.augment = preprocess, augment
 
     def __call__(self, sample: dict) -> dict:
         out = self.preprocess(sample)
         out["audio"] = self.augment(out["audio"].transpose(-1, -2)).transpose(-1, -2).contiguous()
         return out
+
+    def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
+        return self.preprocess.frame_crop(height, width)

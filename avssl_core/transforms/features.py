@@ -257,16 +257,15 @@ class ClipTransform:
         if video.dim() != 4 or video.shape[-1] != 3 or video.dtype != torch.uint8:
             raise ValueError(f"video must be uint8 [T, H, W, 3], got {video.dtype} {tuple(video.shape)}")
         _, h, w, _ = video.shape
-        to_source = min(h, w) / self.short_side  # resized-image pixels -> source pixels
         if self.train:
             share = self.scales[int(torch.randint(len(self.scales), ()).item())]
-            side = min(round(self.short_side * share * to_source), h, w)
+            side = min(round(self.short_side * share * (min(h, w) / self.short_side)), h, w)
             top = int(torch.randint(h - side + 1, ()).item())
             left = int(torch.randint(w - side + 1, ()).item())
             flip = bool(torch.rand(()).item() < 0.5)
         else:
-            side = min(round(self.size * to_source), h, w)
-            top, left, flip = (h - side) // 2, (w - side) // 2, False
+            top, left, side, _ = self.frame_crop(h, w)
+            flip = False
         x = video[:, top:top + side, left:left + side].permute(0, 3, 1, 2).float().div_(255.0)
         if side != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
@@ -277,6 +276,12 @@ class ClipTransform:
             x = self._color_jitter(x)
         x = x.permute(1, 0, 2, 3)  # [3, T, size, size]
         return ((x - self.mean) / self.std).contiguous(), flip
+
+    def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, left, height, width) in frame pixels of the evaluation crop: the centre square that is
+        ``size`` pixels after the short side is resized to ``short_side``."""
+        side = min(round(self.size * (min(height, width) / self.short_side)), height, width)
+        return (height - side) // 2, (width - side) // 2, side, side
 
     def _color_jitter(self, frames: torch.Tensor) -> torch.Tensor:
         """[T, 3, H, W] in [0, 1]: one ColorJitter draw applied to every frame (frames are a batch to
@@ -307,7 +312,20 @@ def pair_identity(sample: dict) -> dict[str, int]:
             "clip": int(sample.get("clip", -1)), "source": int(sample.get("source", -1))}
 
 
-class PairPreprocess:
+class PairTransform:
+    """What a method's ``preprocess()`` returns: a picklable callable, raw sample -> model inputs, which also
+    says what part of a frame its evaluation preprocessing keeps (``frame_crop``), so that localization can
+    map a ground-truth box into what the network sees. The default keeps the whole frame."""
+
+    def __call__(self, sample: dict) -> dict:
+        raise NotImplementedError
+
+    def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, left, height, width) in frame pixels of the region the evaluation preprocessing keeps."""
+        return 0, 0, height, width
+
+
+class PairPreprocess(PairTransform):
     """Raw sample (see avssl_core.methods.base) -> {"video", "audio", "label", "kind", "index", "clip"}.
 
     Holds CPU copies of the normalisation statistics, so it works unchanged in DataLoader worker
@@ -338,3 +356,6 @@ class PairPreprocess:
                            tolerance=self.audio_features.hop // 2)
         audio = (self.audio_features(audio) - self.audio_mean) / self.audio_std
         return {"video": video, "audio": audio, **pair_identity(sample)}
+
+    def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
+        return self.clip.frame_crop(height, width)
