@@ -185,7 +185,6 @@ class SegmentConfig:
 
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS = typing.get_args(Precision)
 
 
 @section
