@@ -9,8 +9,9 @@ import subprocess
 import pytest
 import torch
 
-# The bound is the dry run's own 90 s (below); the rest covers making the session's tiny clips.
-pytestmark = [pytest.mark.timeout(240),
+# The dry run takes about 25 s on an idle 2-core machine; its own bound (below) leaves room for a machine
+# shared with other jobs, and the rest covers making the session's tiny clips.
+pytestmark = [pytest.mark.timeout(420),
               pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU machine runs the real check")]
 
 
@@ -20,7 +21,7 @@ def test_gpu_check_dry_run_without_a_gpu(tiny_clips, tmp_path, repo_root):
     done = subprocess.run(
         ["bash", str(repo_root / "benchmarks" / "gpu_check.sh"), "--clips", str(tiny_clips), "--out", str(out),
          "--work", str(tmp_path / "work"), "--methods", "avc"],
-        capture_output=True, text=True, timeout=90, cwd=tmp_path)
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "no GPU here" in done.stdout and "running the CPU dry run" in done.stdout
     result = json.loads(out.read_text())
