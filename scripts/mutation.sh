@@ -31,7 +31,8 @@ memory_bank|avssl_core/models/memory_bank.py|*|tests/test_cmac.py tests/test_cat
 sampling|avssl_core/pretext/sampling.py|*|tests/test_pretext.py
 curriculum|avssl_core/pretext/spec.py|*|tests/test_pretext.py tests/test_methods.py
 expectations|avssl_core/data/expectations.py|*|tests/test_validate.py tests/test_validate_boundaries.py
-retrieval|avssl_core/eval/retrieval.py|*|tests/test_eval_downstream.py
+retrieval|avssl_core/eval/retrieval.py|*|tests/test_eval_downstream.py tests/test_catches_retrieval.py
+intervals|avssl_core/eval/intervals.py|*|tests/test_intervals.py tests/test_catches_intervals.py
 localization|avssl_core/eval/localization.py|*binarize* *iou* *success_metrics* *box_mask* *centre_box_map* *crop_box*|tests/test_localization.py
 "
 
