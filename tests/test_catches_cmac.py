@@ -1,0 +1,66 @@
+"""CMAC's training step as the trainer and the banks see it: the loss parts it reports and how they add up,
+what it hands on per clip, the within-modal term on empty banks, and both banks' source ids (found by
+mutation testing: scripts/mutation.sh cmac)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_catches_methods import _cmac_batch
+
+from avssl_core.methods.cmac import CMAC
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_step_reports_its_loss_parts_and_hands_on_per_clip_results():
+    torch.manual_seed(0)
+    m = CMAC("tiny", lambda_ac=0.7)
+    batch = _cmac_batch(m, [0, 1, 2, 3], [4, 5, 6, 7])
+    out = m.training_step(batch)
+    metrics = out.metrics
+    assert set(metrics) == {"loss", "loss_cl", "loss_ac_v", "loss_ac_a", "acc", "chance"}
+    assert metrics["loss_ac_v"] > 0 and metrics["loss_ac_a"] > 0
+    # CMAC Eq. 8: contrastive + lambda_ac * (video + audio attention consistency).
+    assert metrics["loss"] == pytest.approx(metrics["loss_cl"] + 0.7 * (metrics["loss_ac_v"] + metrics["loss_ac_a"]),
+                                            rel=1e-6)
+    assert float(out.loss.detach()) == pytest.approx(metrics["loss"], rel=1e-6)
+    assert metrics["chance"] == pytest.approx(1 / 4)  # four clips of four videos: one in four candidates
+    # Per clip: is its own audio the nearest (cosine) of the batch's audio?
+    with torch.no_grad():
+        video, audio = m.encode(batch)
+    sim = F.normalize(video["z"], dim=1) @ F.normalize(audio["z"], dim=1).T
+    assert out.correct.tolist() == [int(sim[n].argmax() == n) for n in range(4)]
+    assert float(out.correct.float().mean()) == metrics["acc"]
+    assert torch.equal(out.kinds, batch["kind"])
+
+
+def test_within_modal_term_adds_nothing_while_the_banks_are_empty():
+    losses = []
+    for within in (False, True):
+        torch.manual_seed(0)
+        m = CMAC("tiny", within_modal_positives=within)
+        losses.append(m.training_step(_cmac_batch(m, [0, 1, 2, 3], [4, 4, 5, 6])).metrics["loss_cl"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+
+
+def test_both_banks_store_the_keys_under_their_source_videos():
+    torch.manual_seed(0)
+    m = CMAC("tiny")
+    clips, sources = [0, 1, 2, 3], [5, 5, 6, 7]
+    m.training_step(_cmac_batch(m, clips, sources))
+    m.after_optimizer_step()
+    assert m.video_bank.sources[clips].tolist() == sources
+    assert m.audio_bank.sources[clips].tolist() == sources
+    assert m.audio_bank.clips[clips].tolist() == clips
+
+
+def test_source_id_zero_is_a_video_like_any_other():
+    # Source ids are labels: shifting them all by 5 (0 -> 5) changes nothing; 0 is not "unknown" (< 0 is).
+    losses = []
+    for sources in ([0, 0, 1, 2], [5, 5, 6, 7]):
+        torch.manual_seed(0)
+        m = CMAC("tiny", within_modal_positives=False)
+        losses.append(m.training_step(_cmac_batch(m, [0, 1, 2, 3], sources)).metrics["loss_cl"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
