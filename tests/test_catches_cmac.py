@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from test_catches_methods import _cmac_batch
+from test_catches_methods import _cmac_batch, _explicit_info_nce
 
 from avssl_core.methods.cmac import CMAC
 
@@ -93,3 +93,25 @@ def test_attention_targets_are_pseudo_labels_in_both_modalities():
     error = sum(float((a - e).norm() ** 2) for a, e in zip(added, expected, strict=True)) ** 0.5
     norm = sum(float(e.norm() ** 2) for e in expected) ** 0.5
     assert norm > 0 and error < 1e-3 * norm
+
+
+def test_within_modal_positives_add_both_modalities_against_other_videos_in_the_bank():
+    # Two steps on one batch: the first fills the banks, the second adds AVID's within-modal term, which is
+    # InfoNCE of each clip's query against its own key in the bank among the bank's keys of other videos.
+    clips, sources = [0, 1, 2, 3], [5, 5, 6, 7]  # clips 0 and 1 from one video: not each other's negatives
+    second = {}
+    for within in (False, True):
+        torch.manual_seed(0)
+        m = CMAC("tiny", within_modal_positives=within, temperature=1.0)  # a term well above float noise
+        batch = _cmac_batch(m, clips, sources)
+        m.training_step(batch)
+        m.after_optimizer_step()
+        second[within] = (m, batch, m.training_step(batch).metrics["loss_cl"])
+    m, batch, with_within = second[True]
+    with torch.no_grad():
+        video, audio = m.encode(batch)
+    tau = m.hparams["temperature"]
+    ids = torch.tensor(clips)
+    expected = (_explicit_info_nce(video["z"], m.video_bank.lookup(ids)[0], sources, tau)
+                + _explicit_info_nce(audio["z"], m.audio_bank.lookup(ids)[0], sources, tau))
+    assert with_within - second[False][2] == pytest.approx(expected, rel=1e-4)
