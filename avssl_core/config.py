@@ -368,6 +368,9 @@ class AblateConfig:
     trials: PositiveInt | None = None  # None: every point of the study's grid
     timeout_s: float | None = None  # this worker starts no new trial after this many seconds
     sampler_seed: int = 0  # the grid sampler's order of the points left after a crash
+    # Training seeds (pretrain.train.seed) each grid point is trained with, inside its one trial; the point's
+    # value is their mean. One seed by default: a default study is already 6 tiny trainings.
+    seeds: list[int] = field(default_factory=lambda: [0])
     pruner: Literal["none", "median", "halving", "threshold"] = "none"  # threshold: prunes below prune_below
     pruner_warmup_epochs: NonNegativeInt = 1  # epochs a trial always runs before it may be pruned
     pruner_startup_trials: NonNegativeInt = 2  # median: trials finished before any is pruned
@@ -381,6 +384,14 @@ class AblateConfig:
     batch_size: PositiveInt | None = None  # None: pretrain.train.batch_size, else the preset's
     heartbeat_interval_s: PositiveInt = 30  # a RUNNING trial whose worker stops beating ...
     grace_period_s: PositiveInt | None = None  # ... for this long (None: 2 heartbeats) is failed and retried once
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        # A repeated seed would count one training twice and narrow the point's interval for nothing.
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"needs one or more distinct training seeds, got {seeds}")
+        return seeds
 
 
 @section

@@ -9,6 +9,16 @@ Objectives:
   <task>.<metric>    a downstream figure of the evaluate stage's metrics/<method>.json, e.g.
                      action_recognition.video@1
 
+Seeds: one trial is one grid point, trained once per training seed of ``ablate.seeds`` (pretrain.train.seed),
+and its value is the mean over the seeds. Repeats live inside the trial, not as trials of their own, so that
+what Optuna and optuna-dashboard see per trial (the value, the best trial, parameter importances) is the
+point's mean, the figure the table ranks, never one lucky seed. The first seed's per-epoch accuracy is the
+trial's intermediate value, so the pruner judges a point on its first run before paying for the others.
+
+A pretext objective also keeps what an interval needs: each held-out pair's correctness, pair index, clip and
+source video, per seed (user attribute ``PAIRS_ATTR`` and trial.json); avssl_core/ablate/separation.py
+bootstraps over source videos from them.
+
 The stages a trial runs (pretrain, evaluate) are passed in by the ablate stage: nothing below the front ends
 imports a stage.
 """
@@ -41,6 +51,8 @@ log = logging.getLogger(__name__)
 TRIAL_RESULT = "trial.json"
 WORKER_ATTR = "worker"  # {"host", "pid"} of the process running the trial: a dead one is failed at once
 FAIL_REASON_ATTR = "fail_reason"
+SEED_VALUES_ATTR = "seed_values"  # {seed: the objective of that seed's run}
+PAIRS_ATTR = "pretext_pairs"  # {seed: {"correct", "index", "clip", "source"}}: one entry per held-out pair
 # Lower is better for these downstream metrics; everything else is maximised.
 _MINIMISED = ("median_rank",)
 
@@ -79,12 +91,22 @@ def parse_objective(text: str, definition: StudyDefinition) -> Objective:
     return Objective(text, None, task, metric, direction)
 
 
-def trial_config(cfg: Config, definition: StudyDefinition, plan: TrialPlan, trial_dir: Path) -> Config:
-    """``cfg`` with the trial's folder, the ablation budget and the trial's hyper-parameters."""
+def seed_dir(trial_dir: Path, seed: int, seeds: list[int]) -> Path:
+    """Where one seed's run of a trial lives: <trial>/pretrain with one seed, <trial>/seed_<s>/pretrain with
+    several."""
+    return trial_dir if len(seeds) == 1 else trial_dir / f"seed_{seed}"
+
+
+def trial_config(cfg: Config, definition: StudyDefinition, plan: TrialPlan, trial_dir: Path,
+                 seed: int | None = None) -> Config:
+    """``cfg`` with the trial's folder, the ablation budget, the trial's hyper-parameters and the training
+    ``seed`` (default: the first of ``ablate.seeds``), its run in that seed's folder."""
     ab, pc, tc = cfg.ablate, cfg.pretrain, cfg.pretrain.train
+    seed = ab.seeds[0] if seed is None else seed
+    trial_dir = seed_dir(trial_dir, seed, ab.seeds)
     hparams = {**pc.hparams, definition.method: {**pc.hparams.get(definition.method, {}), **plan.hparams}}
     train = dataclasses.replace(
-        tc, epochs=plan.epochs or ab.epochs or tc.epochs,
+        tc, seed=seed, epochs=plan.epochs or ab.epochs or tc.epochs,
         max_steps=ab.max_steps if ab.max_steps is not None else tc.max_steps,
         batch_size=ab.batch_size or tc.batch_size, progress=False, keep_checkpoints=1)
     pretrain = dataclasses.replace(
@@ -97,13 +119,15 @@ def trial_config(cfg: Config, definition: StudyDefinition, plan: TrialPlan, tria
     return dataclasses.replace(cfg, paths=paths, pretrain=pretrain, evaluate=evaluate)
 
 
-def pretext_value(trial_cfg: Config, definition: StudyDefinition, protocol: str, metrics: dict[str, Any]) -> float:
-    """The trained model's held-out pretext accuracy under ``protocol``: the pretrain stage's figure when it
-    measured that protocol, else measured here on the same held-out pairs."""
-    if protocol in metrics.get("pretext_accuracy", {}):
-        return float(metrics["pretext_accuracy"][protocol])
+def pretext_pairs(trial_cfg: Config, definition: StudyDefinition, protocol: str,
+                  metrics: dict[str, Any]) -> tuple[float, dict[str, list[int]]]:
+    """The trained model's held-out pretext accuracy under ``protocol`` and each held-out pair's record
+    (correctness, index, clip, source video), measured on the pretrain stage's own held-out pairs. The
+    accuracy is the pretrain stage's figure when it measured that protocol (the same pairs, the same model)."""
     method = load_model(metrics["model"], definition.method)
-    return float(measure_pretext(trial_cfg, method, (protocol,))["pretext_accuracy"][protocol])
+    measured = measure_pretext(trial_cfg, method, (protocol,), per_pair=True)
+    value = metrics.get("pretext_accuracy", {}).get(protocol, measured["pretext_accuracy"][protocol])
+    return float(value), measured["pretext_pairs"][protocol]
 
 
 def downstream_value(trial_cfg: Config, definition: StudyDefinition, objective: Objective,
@@ -152,24 +176,38 @@ def make_objective(cfg: Config, definition: StudyDefinition, objective: Objectiv
         try:
             params = suggest(trial, definition)
             plan = definition.plan(params, cfg.ablate.epochs)
-            trial_cfg = trial_config(cfg, definition, plan, trial_dir)
-            result.update(params=params, hparams=plan.hparams, epochs=trial_cfg.pretrain.train.epochs)
+            seeds = list(cfg.ablate.seeds)
+            first_cfg = trial_config(cfg, definition, plan, trial_dir)
+            result.update(params=params, hparams=plan.hparams, epochs=first_cfg.pretrain.train.epochs, seeds=seeds)
             trial.set_user_attr("hparams", plan.hparams)
-            trial.set_user_attr("epochs", trial_cfg.pretrain.train.epochs)
+            trial.set_user_attr("epochs", first_cfg.pretrain.train.epochs)
+            trial.set_user_attr("seeds", seeds)
             trial.set_user_attr("trial_dir", str(trial_dir))
             # Trial numbers are unique within a study: a folder already there is left by a deleted study of
             # the same name, and resuming its checkpoints would mix two runs.
             shutil.rmtree(trial_dir, ignore_errors=True)
-            metrics = pretrain(trial_cfg, definition.method, cfg.ablate.preset,
-                               on_epoch_end=epoch_reporter(trial, objective, reported))
-            if objective.protocol is not None:
-                value = pretext_value(trial_cfg, definition, objective.protocol, metrics)
-            else:
-                value = downstream_value(trial_cfg, definition, objective, evaluate)
-            if not math.isfinite(value):
-                raise ValueError(f"objective {objective.text} is {value}")
-            trial.set_user_attr("pretext_accuracy", metrics.get("pretext_accuracy"))
-            result.update(state="COMPLETE", value=value, pretext_accuracy=metrics.get("pretext_accuracy"))
+            values: dict[str, float] = {}
+            pairs: dict[str, dict[str, list[int]]] = {}
+            for seed in seeds:
+                trial_cfg = trial_config(cfg, definition, plan, trial_dir, seed)
+                # Only the first seed reports per-epoch accuracy: a point is pruned on its first run.
+                reporter = epoch_reporter(trial, objective, reported) if seed == seeds[0] else None
+                metrics = pretrain(trial_cfg, definition.method, cfg.ablate.preset, on_epoch_end=reporter)
+                if objective.protocol is not None:
+                    value, pairs[str(seed)] = pretext_pairs(trial_cfg, definition, objective.protocol, metrics)
+                else:
+                    value = downstream_value(trial_cfg, definition, objective, evaluate)
+                if not math.isfinite(value):
+                    raise ValueError(f"objective {objective.text} is {value} (seed {seed})")
+                values[str(seed)] = value
+                if seed == seeds[0]:
+                    trial.set_user_attr("pretext_accuracy", metrics.get("pretext_accuracy"))
+                    result.update(pretext_accuracy=metrics.get("pretext_accuracy"))
+            value = sum(values.values()) / len(values)
+            trial.set_user_attr(SEED_VALUES_ATTR, values)
+            if pairs:
+                trial.set_user_attr(PAIRS_ATTR, pairs)
+            result.update(state="COMPLETE", value=value, seed_values=values, pretext_pairs=pairs or None)
             return value
         except optuna.TrialPruned as exc:
             result.update(state="PRUNED", reason=str(exc))

@@ -12,7 +12,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from avssl_core.ablate.objective import FAIL_REASON_ATTR
+from avssl_core.ablate.objective import FAIL_REASON_ATTR, PAIRS_ATTR, SEED_VALUES_ATTR
+from avssl_core.ablate.separation import Point, point_items, separate
 from avssl_core.ablate.studies import StudyDefinition
 from avssl_core.io_utils import write_text_atomic
 
@@ -30,7 +31,20 @@ def _note(trial: optuna.trial.FrozenTrial, retried_as: dict[int, int]) -> str:
     return ""
 
 
-def trial_rows(study: optuna.Study, definition: StudyDefinition) -> list[dict[str, Any]]:
+def study_separation(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """Intervals, differences from the best point and ranks of the study's finished trials that recorded
+    their held-out pairs (avssl_core/ablate/separation.py)."""
+    points = [Point(t.number, float(t.value), point_items(t.user_attrs[PAIRS_ATTR]))
+              for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.user_attrs.get(PAIRS_ATTR) and t.value is not None]
+    return separate(points, maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+
+
+def trial_rows(study: optuna.Study, definition: StudyDefinition,
+               separation: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per trial; ``separation`` (study_separation's) adds each point's interval, its difference
+    from the best point and its rank."""
+    separation = study_separation(study) if separation is None else separation
     trials = study.get_trials(deepcopy=False)
     retried_as = {int(t.system_attrs["failed_trial"]): t.number for t in trials if "failed_trial" in t.system_attrs}
     rows = []
@@ -44,6 +58,9 @@ def trial_rows(study: optuna.Study, definition: StudyDefinition) -> list[dict[st
             "hparams": json.dumps(t.user_attrs.get("hparams", {}), sort_keys=True),
             "epochs": t.user_attrs.get("epochs"),
             "value": t.value,
+            **_separation_columns(separation.get(t.number)),
+            "seed_values": json.dumps(t.user_attrs[SEED_VALUES_ATTR], sort_keys=True)
+            if SEED_VALUES_ATTR in t.user_attrs else None,
             "last_val_accuracy": intermediate[max(intermediate)] if intermediate else None,
             "epochs_reported": len(intermediate),
             "seconds": round(seconds, 1) if seconds is not None else None,
@@ -51,6 +68,14 @@ def trial_rows(study: optuna.Study, definition: StudyDefinition) -> list[dict[st
             "note": _note(t, retried_as),
         })
     return rows
+
+
+def _separation_columns(record: dict[str, Any] | None) -> dict[str, Any]:
+    vs_best = (record or {}).get("vs_best") or {}
+    return {"low": (record or {}).get("low"), "high": (record or {}).get("high"),
+            "vs_best": vs_best.get("difference"), "vs_best_low": vs_best.get("low"),
+            "vs_best_high": vs_best.get("high"), "verdict": vs_best.get("verdict"),
+            "rank": (record or {}).get("rank")}
 
 
 def _fmt(value: Any) -> str:

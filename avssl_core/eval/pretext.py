@@ -19,9 +19,12 @@ from avssl_core.train.workers import start_dataloader_worker, worker_start_metho
 
 @torch.no_grad()
 def evaluate_pretext(method: PretrainMethod, dataset, *, batch_size: int = 64, num_workers: int = 0,
-                     device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Pretext accuracy of ``method`` on every pair of ``dataset`` (one process)."""
+                     device: str | torch.device = "cpu", per_pair: bool = False) -> dict[str, Any]:
+    """Pretext accuracy of ``method`` on every pair of ``dataset`` (one process). ``per_pair``: the result
+    also holds "per_pair": {"correct", "index", "clip", "source"}, one entry per scored pair, so an interval
+    over source videos can be drawn from it (avssl_core/eval/intervals.py)."""
     was_training = method.training
+    pairs: dict[str, list[int]] = {"correct": [], "index": [], "clip": [], "source": []}
     method.eval().to(device)
     tally = PretextTally()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
@@ -33,8 +36,25 @@ def evaluate_pretext(method: PretrainMethod, dataset, *, batch_size: int = 64, n
             if batch_size_of(batch) == 0:
                 continue
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            if not tally.add(method.evaluation_step(batch)):
+            out = method.evaluation_step(batch)
+            if not tally.add(out):
                 raise ValueError(f"{method.name}: evaluation_step reports no per-pair correctness")
+            if per_pair:
+                _add_pairs(pairs, out.correct, batch)
     finally:
         method.train(was_training)
-    return PretextTally.result(tally.counts, tally.failed)
+    result = PretextTally.result(tally.counts, tally.failed)
+    if per_pair:
+        result["per_pair"] = pairs
+    return result
+
+
+def _add_pairs(pairs: dict[str, list[int]], correct: torch.Tensor, batch: dict[str, Any]) -> None:
+    correct = correct.detach().reshape(-1).cpu()
+    for key in ("index", "clip", "source"):
+        ids = batch[key].reshape(-1).cpu() if torch.is_tensor(batch.get(key)) else None
+        if ids is None or len(ids) != len(correct):
+            raise ValueError(f"per-pair correctness: {len(correct)} scores but the batch's {key!r} is "
+                             f"{None if ids is None else len(ids)} long; they must be one per pair")
+        pairs[key] += [int(v) for v in ids]
+    pairs["correct"] += [int(round(float(v))) for v in correct]

@@ -59,10 +59,12 @@ def per_process_batch_size(cfg: Config, method: PretrainMethod) -> int:
 
 
 def measure_pretext(cfg: Config, method: PretrainMethod, protocols: Sequence[str] | None = None, *,
-                    device: str | torch.device | None = None) -> dict[str, Any]:
+                    device: str | torch.device | None = None, per_pair: bool = False) -> dict[str, Any]:
     """Held-out pretext accuracy of ``method`` under each of ``protocols`` (default: the method's own), as
     the pretrain stage's metrics record it: {"protocol": {split, pairs, positive_fraction, chance},
     "pretext_accuracy": {protocol: accuracy}, "pretext_accuracy_by_kind": {protocol: {kind: accuracy}}}.
+
+    ``per_pair``: also "pretext_pairs": {protocol: evaluate_pretext's per-pair record}.
 
     Runs on ``device`` (default: where the method's weights are). Contrastive methods (CMAC) score instance
     discrimination among a batch of positives: their chance is measured per query (1 / candidates; clips of
@@ -75,7 +77,8 @@ def measure_pretext(cfg: Config, method: PretrainMethod, protocols: Sequence[str
         raise ConfigError(f"{method.name}: pretext protocols {list(names)}; each must be one of {sorted(PROTOCOLS)}")
     device = next(method.parameters()).device if device is None else device
     results = {p: evaluate_pretext(method, held_out_pairs(cfg, method, PROTOCOLS[p]),
-                                   batch_size=per_process_batch_size(cfg, method), device=device)
+                                   batch_size=per_process_batch_size(cfg, method), device=device,
+                                   per_pair=per_pair)
                for p in names}
     pc = cfg.pretrain
     return {
@@ -84,4 +87,5 @@ def measure_pretext(cfg: Config, method: PretrainMethod, protocols: Sequence[str
                      "chance": results[names[0]]["chance"] or PAIR_CHANCE},
         "pretext_accuracy": {p: r["accuracy"] for p, r in results.items()},
         "pretext_accuracy_by_kind": {p: r["accuracy_by_kind"] for p, r in results.items()},
+        **({"pretext_pairs": {p: r["per_pair"] for p, r in results.items()}} if per_pair else {}),
     }

@@ -1,12 +1,16 @@
 """ablate: one Optuna study per ablation table of the papers (avssl_core/ablate/studies.py).
 
 Each trial pretrains the study's method with the ``ablate.preset`` preset, the trial's grid point as
-hyper-parameters and the tiny budget of ``ablate.*``, in its own folder, then scores it (default: held-out
-pretext accuracy under the study's protocol). Validation accuracy after every epoch is the trial's
-intermediate value, so ``ablate.pruner`` can stop hopeless trials.
+hyper-parameters and the tiny budget of ``ablate.*``, in its own folder, once per training seed of
+``ablate.seeds``, then scores it (default: held-out pretext accuracy under the study's protocol, the mean over
+the seeds). Validation accuracy after every epoch of the first seed is the trial's intermediate value, so
+``ablate.pruner`` can stop hopeless trials. The table gives each point a 95% interval over held-out source
+videos, its paired difference from the best point with a verdict, and ranks only what the intervals separate
+(avssl_core/ablate/separation.py).
 
 Reads  <clips_dir>/index.csv, the storage at ``ablate.storage`` (created if missing)
 Writes <ablate.out_dir>/<study>/trial_<n>/ (the trial's run, model.pt, trial.json)
+       (several seeds: trial_<n>/seed_<s>/ per seed)
        <ablate.out_dir>/<study>/trials.csv, trials.md (every trial of the study, from every worker)
 
 Running it again resumes the study (same name in the same storage): finished trials stay, trials of a
@@ -25,10 +29,11 @@ from typing import Any
 
 import optuna
 
+from avssl_core.ablate import separation
 from avssl_core.ablate.objective import make_objective, parse_objective
 from avssl_core.ablate.storage import absolute_url, display_url, open_storage
 from avssl_core.ablate.studies import StudyDefinition, get_study
-from avssl_core.ablate.table import trial_rows, write_tables
+from avssl_core.ablate.table import study_separation, trial_rows, write_tables
 from avssl_core.ablate.workers import retry_trial, run_worker
 from avssl_core.config import AblateConfig, Config
 from avssl_core.errors import ConfigError, DataError
@@ -59,7 +64,7 @@ def study_setup(cfg: Config, definition: StudyDefinition, objective_text: str, d
         "objective": objective_text, "direction": direction,
         "grid": {k: list(v) for k, v in definition.grid.items()},
         "budget": {"epochs": ab.epochs, "max_steps": ab.max_steps, "pairs_per_clip": ab.pairs_per_clip,
-                   "val_pairs": ab.val_pairs, "batch_size": ab.batch_size},
+                   "val_pairs": ab.val_pairs, "batch_size": ab.batch_size, "seeds": list(ab.seeds)},
         "clips": str(Path(cfg.paths.clips_dir).resolve() / "index.csv"),
         "base_hparams": cfg.pretrain.hparams.get(definition.method, {}),
     }
@@ -126,7 +131,9 @@ def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
         stopped = run_worker(opt_study, storage, trial, target=target, grid_size=definition.size,
                              timeout_s=ab.timeout_s)
 
-    rows = trial_rows(opt_study, definition)
+    separated = study_separation(opt_study)
+    rows = trial_rows(opt_study, definition, separated)
+    separation_summary = separation.summary(separated)
     states = {s.name: sum(1 for r in rows if r["state"] == s.name) for s in optuna.trial.TrialState}
     best = _best(opt_study)
     command = dashboard_command(ab.storage)
@@ -134,11 +141,17 @@ def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
         f"# Ablation {name}: {definition.source}",
         "",
         f"- method `{definition.method}`, preset `{ab.preset}`, budget per trial: {ab.epochs} epochs, "
-        f"max_steps {ab.max_steps}, {ab.pairs_per_clip} pairs per clip, {ab.val_pairs} held-out pairs",
+        f"max_steps {ab.max_steps}, {ab.pairs_per_clip} pairs per clip, {ab.val_pairs} held-out pairs, "
+        f"training seeds {list(ab.seeds)} (`value`: their mean; `seed_values`: each)",
         f"- objective: `{objective.text}` ({objective.direction}; pretext protocol: {objective.protocol})",
         f"- data: `{index_csv}`",
         f"- `paper`: {definition.paper_metric} (full-scale training: compare rankings, not values)",
         f"- best: {best}",
+        f"- `low`/`high`: the value's interval; `vs_best`, `vs_best_low`/`vs_best_high`: the point minus the best "
+        f"point and that difference's interval; `verdict`: better / worse / not separable from the best "
+        f"({separation.BOOTSTRAP_TEXT})",
+        f"- `rank`: points not separable from the best share rank 1 with it; among the rest the same rule "
+        f"against the best of them gives rank 2, and so on. Here {_separation_words(separation_summary)}",
         f"- dashboard: `{command}`",
     ]
     csv_path, md_path = write_tables(rows, study_dir, header=header)
@@ -146,12 +159,20 @@ def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
         "study": definition.key, "study_name": name, "source": definition.source, "method": definition.method,
         "preset": ab.preset, "objective": objective.text, "direction": objective.direction,
         "storage": display_url(ab.storage), "trials_target": target, "stopped": stopped,
-        "states": {k: v for k, v in states.items() if v}, "best": best,
+        "states": {k: v for k, v in states.items() if v}, "best": best, "separation": separation_summary,
         "table_csv": str(csv_path), "table_md": str(md_path), "dashboard": command,
         "seconds": round(time.perf_counter() - started, 1),
     }
     log.info("ablate %s: %s; table %s; dashboard: %s", name, summary["states"], md_path, command)
     return summary
+
+
+def _separation_words(counts: dict[str, Any]) -> str:
+    n = counts["points_with_interval"]
+    if n == 0:
+        return "no trial recorded per-pair results (a downstream objective, or none finished): nothing is ranked."
+    return (f"{counts['tied_with_best']} of {n} points share rank 1 (not separable from the best); "
+            f"{counts['separated_from_best']} separate from the best; {counts['ranks']} rank(s) in all.")
 
 
 def _best(study: optuna.Study) -> dict[str, Any] | None:
