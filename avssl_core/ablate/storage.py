@@ -23,7 +23,7 @@ from avssl_core.errors import ConfigError
 SCHEMES = ("sqlite", "postgresql", "mysql")
 # journal:PATH is an Optuna JournalStorage in the file PATH: journal:///shared/fs/optuna.journal (absolute)
 # or journal:data/ablate/optuna.journal (relative to the working folder). Optuna's journal locks the file
-# with a symlink, which NFS and other shared filesystems create atomically.
+# with a symlink (its default lock, which Optuna documents as working on NFS).
 JOURNAL_SCHEME = "journal:"
 _DRIVER_PACKAGES = {"postgresql": "psycopg and psycopg-binary", "mysql": "PyMySQL"}
 # SQLAlchemy 2.0 (pinned: 2.1 breaks Prefect's scheduler) reads a bare postgresql:// URL as psycopg2, which
@@ -101,7 +101,7 @@ def _what_to_do(url: str) -> str:
 
 def check_storage_url(url: str, *, must_exist: bool = False) -> None:
     """Raise StorageError when ``url`` cannot be an Optuna storage: empty, unknown scheme, missing driver,
-    a SQLite file whose folder cannot be made, or (``must_exist``) a SQLite file that does not exist."""
+    a SQLite or journal file whose folder cannot be made, or (``must_exist``) one that does not exist."""
     if not url.strip():
         raise StorageError("ablate.storage is empty; " + _what_to_do(url))
     journal = journal_path(url)
