@@ -363,7 +363,7 @@ class AblateConfig:
 
     study: str = "avts_curriculum"  # what `avssl ablate` runs without --study (avssl_core/ablate/studies.py)
     study_name: str = ""  # the study's name in the storage; empty: the study's key
-    storage: str = "sqlite:///data/ablate/optuna.db"  # a PostgreSQL URL lets several workers share a study
+    storage: str = "sqlite:///data/ablate/optuna.db"  # a PostgreSQL URL or journal:PATH on a shared filesystem lets several workers share a study
     out_dir: str = "data/ablate"  # trial folders and the table of trials (trials.csv, trials.md)
     trials: PositiveInt | None = None  # None: every point of the study's grid
     timeout_s: float | None = None  # this worker starts no new trial after this many seconds

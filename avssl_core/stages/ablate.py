@@ -82,7 +82,7 @@ def check_setup(study: optuna.Study, setup: dict[str, Any], url: str) -> None:
         raise ConfigError(
             f"study {study.study_name!r} in {display_url(url)} was run with other settings ({changes}); its trials "
             f"would not be comparable. Use a new name (--set ablate.study_name=NAME) or delete it: "
-            f"optuna delete-study --study-name {study.study_name} --storage {shlex.quote(display_url(url))}")
+            f"optuna delete-study --study-name {study.study_name} --storage {shlex.quote(display_url(absolute_url(url)))}")
 
 
 def dashboard_command(url: str) -> str:
