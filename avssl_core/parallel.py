@@ -83,19 +83,19 @@ def _dask_unordered(fn: Callable[[Any], Any], items: Iterable[Any], workers: int
     # Imported here: distributed is slow to import and only this executor needs it.
     from distributed import Client, LocalCluster, as_completed
 
-    cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S)
-        except OSError as exc:  # refused, unresolvable, or timed out (TimeoutError is an OSError)
-            raise ConfigError(f"parallel.dask_scheduler {scheduler!r}: cannot connect to the Dask scheduler "
-                              f"({exc})") from exc
-    else:
-        # One thread per worker process: the per-video functions hold the GIL between FFmpeg calls.
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=":0")  # any free port: never clash with another cluster
-        client = Client(cluster)
+    cluster = client = None
     try:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S)
+            except OSError as exc:  # refused, unresolvable, or timed out (TimeoutError is an OSError)
+                raise ConfigError(f"parallel.dask_scheduler {scheduler!r}: cannot connect to the Dask scheduler "
+                                  f"({exc})") from exc
+        else:
+            # One thread per worker process: the per-video functions hold the GIL between FFmpeg calls.
+            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                   dashboard_address=":0")  # any free port: never clash with another cluster
+            client = Client(cluster)
         slots = max(1, sum(client.nthreads().values()))
         it = iter(items)
         # pure=False: two equal items are two calls, as in the process pool (Dask would merge them).
@@ -108,6 +108,7 @@ def _dask_unordered(fn: Callable[[Any], Any], items: Iterable[Any], workers: int
             bar.update(1)
             yield result
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
