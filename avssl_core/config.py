@@ -184,6 +184,20 @@ class SegmentConfig:
     workers: int = 2
 
 
+Executor = Literal["processes", "dask"]
+
+
+@section
+class ParallelConfig:
+    """Where the per-video work of validate and segment runs (avssl_core/parallel.py). Not a DVC param:
+    the outputs are the same on every executor (tests/test_dask_stages.py), so switching reruns nothing."""
+
+    executor: Executor = "processes"  # processes: a local pool of <stage>.workers
+    # dask: None starts a LocalCluster of <stage>.workers processes for the stage; an address such as
+    # tcp://host:8786 uses that running cluster (every worker needs avssl installed and the data paths)
+    dask_scheduler: str | None = None
+
+
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
@@ -401,6 +415,7 @@ class Config:
     acquire: AcquireConfig = field(default_factory=AcquireConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)

@@ -68,7 +68,8 @@ def run_segment(cfg: Config) -> dict:
         for rec in valid.to_dict(orient="records")
     ]
     results = list(
-        imap_unordered(_segment_one, tasks, workers=cfg.segment.workers, desc="segment", unit="video")
+        imap_unordered(_segment_one, tasks, workers=cfg.segment.workers, desc="segment", unit="video",
+                       executor=cfg.parallel.executor, dask_scheduler=cfg.parallel.dask_scheduler)
     )
     results.sort(key=lambda r: r["video_id"])
 

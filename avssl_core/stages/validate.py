@@ -115,7 +115,9 @@ def _with_decode_stats(manifest: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     items = [(int(i), str(table.at[i, "path"]), cfg.validate.duration_tolerance_s,
               _stream_index(table.at[i, "audio_stream_index"])) for i in opened]
     workers = min(cfg.validate.workers, max(1, len(items)))  # no idle worker processes to spawn
-    for index, stats in imap_unordered(_decode_one, items, workers=workers, desc="validate"):
+    for index, stats in imap_unordered(_decode_one, items, workers=workers, desc="validate",
+                                       executor=cfg.parallel.executor,
+                                       dask_scheduler=cfg.parallel.dask_scheduler):
         for col, value in stats.items():
             table.at[index, col] = value
     return table
