@@ -4,7 +4,6 @@ serves the journal with the command the study's table prints."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from ablate_workers import run_ablate_workers
 from optuna.storages.journal import JournalFileBackend
 from test_ablate import _overrides
 
@@ -72,15 +72,8 @@ def _serves(url: str, deadline_s: float) -> int | None:
 @pytest.mark.timeout(600)  # two workers train 4 trials: about 50 s on two busy cores
 def test_two_workers_share_one_study_through_a_journal_file(tiny_clips, tmp_path):
     journal = tmp_path / "shared" / "optuna.journal"
-    sets = [a for o in _overrides(tiny_clips, tmp_path, f"ablate.trials={TRIALS}") for a in ("--set", o)]
-    command = [sys.executable, "-m", "avssl_core.cli", *sets, "ablate", "--study", "avts_curriculum",
-               "--storage", f"journal://{journal}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    workers = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    errors = [w.communicate(timeout=450)[1] for w in workers]
-    for worker, err in zip(workers, errors, strict=True):
-        assert worker.returncode == 0, err[-3000:]
+    workers = run_ablate_workers(_overrides(tiny_clips, tmp_path, f"ablate.trials={TRIALS}"), f"journal://{journal}",
+                                 tmp_path, timeout_s=450)
 
     study = optuna.load_study(study_name="avts_curriculum",
                               storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))

@@ -9,13 +9,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
+from ablate_workers import run_ablate_workers
 from test_ablate import _overrides
 
 from avssl_core.ablate.storage import with_driver
@@ -81,15 +81,7 @@ def postgres_url():
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # end to end; see [tool.pytest.ini_options] in pyproject.toml
 def test_two_workers_share_one_study_without_duplicate_grid_points(tiny_clips, tmp_path, postgres_url):
-    sets = [a for o in _overrides(tiny_clips, tmp_path) for a in ("--set", o)]
-    command = [sys.executable, "-m", "avssl_core.cli", *sets, "ablate", "--study", "avts_curriculum",
-               "--storage", postgres_url]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    workers = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    errors = [w.communicate(timeout=500)[1] for w in workers]
-    for worker, err in zip(workers, errors, strict=True):
-        assert worker.returncode == 0, err[-3000:]
+    workers = run_ablate_workers(_overrides(tiny_clips, tmp_path), postgres_url, tmp_path, timeout_s=500)
 
     # Read as a user would: SQLAlchemy 2.0 needs the installed driver named (storage.with_driver).
     study = optuna.load_study(study_name="avts_curriculum", storage=with_driver(postgres_url))
