@@ -26,7 +26,6 @@ imports a stage.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -223,8 +222,3 @@ def make_objective(cfg: Config, definition: StudyDefinition, objective: Objectiv
             write_json_atomic(trial_dir / TRIAL_RESULT, result)  # the trial's own record, beside its run
 
     return run_trial
-
-
-def read_trial_result(trial_dir: Path) -> dict[str, Any] | None:
-    path = trial_dir / TRIAL_RESULT
-    return json.loads(path.read_text()) if path.is_file() else None

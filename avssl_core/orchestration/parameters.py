@@ -27,15 +27,6 @@ def check_methods(values: list[str] | None, parameter: str = "methods") -> list[
     return [check_method(v, parameter) for v in values or []]
 
 
-def check_preset(method: str, preset: str | None, parameter: str = "preset") -> None:
-    from avssl_core.methods.registry import METHODS
-
-    presets = METHODS[method].PRESETS
-    if preset is not None and presets and preset not in presets:
-        raise ConfigError(f"parameter {parameter}: unknown preset {preset!r} for {method}; "
-                          f"choose one of {', '.join(sorted(presets))}")
-
-
 def flow_config(params_file: str, overrides: list[str] | None) -> tuple[Config, Config]:
     """(the configuration with ``overrides``, the one params.yaml alone gives); errors name the parameter."""
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides or []):

@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from avssl_core.config import Config, to_dict
 from avssl_core.errors import ConfigError
 from avssl_core.pipeline_spec import foreach_items, lookup, tracked_params
@@ -75,10 +73,3 @@ def dvc_add(project: str | Path, target: str, push: bool = False) -> str:
     if push:
         out += _dvc(["push", f"{target}.dvc"], project)
     return out
-
-
-def lock_entry(project: str | Path, name: str) -> dict | None:
-    lock = Path(project) / "dvc.lock"
-    if not lock.is_file():
-        return None
-    return (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get(name)
