@@ -77,27 +77,31 @@ def separate(points: list[Point], *, maximize: bool = True) -> dict[int, dict[st
     if not points:
         return {}
     best = _ordered(points, maximize)[0]
+    differences: dict[tuple[int, int], dict[str, Any] | None] = {}  # (point, leader) -> _difference, once each
+
+    def difference(point: Point, leader: Point) -> dict[str, Any] | None:
+        key = (point.trial, leader.trial)
+        if key not in differences:
+            differences[key] = _difference(point, leader, maximize)
+        return differences[key]
+
     out: dict[int, dict[str, Any]] = {}
     for p in points:
-        vs_best = None if p is best else _difference(p, best, maximize)
+        vs_best = None if p is best else difference(p, best)
         if p is best:
             vs_best = {"difference": 0.0, "low": 0.0, "high": 0.0, "verdict": BEST, "shared_pairs": len(p.items)}
         out[p.trial] = {**_interval(p), "vs_best": vs_best, "rank": None}
     rank, remaining = 1, _ordered(points, maximize)
     while remaining:
         leader = remaining[0]
-        tier = [p for p in remaining if p is leader or _tied(p, leader, maximize)]
+        # Not separable from the leader; points with no pairs in common cannot be separated either.
+        tier = [p for p in remaining if p is leader or (d := difference(p, leader)) is None
+                or d["verdict"] == NOT_SEPARABLE]
         for p in tier:
             out[p.trial]["rank"] = rank
         remaining = [p for p in remaining if p not in tier]
         rank += 1
     return out
-
-
-def _tied(point: Point, leader: Point, maximize: bool) -> bool:
-    """Not separable from ``leader``; points with no pairs in common cannot be separated either."""
-    diff = _difference(point, leader, maximize)
-    return diff is None or diff["verdict"] == NOT_SEPARABLE
 
 
 def summary(separation: dict[int, dict[str, Any]]) -> dict[str, Any]:
