@@ -86,6 +86,9 @@ class SynthConfig:
     split_fractions: dict[str, float] = field(
         default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}
     )
+    # Per-split video length overriding duration_s, e.g. {test: 4.0}: test videos only need one clip each
+    # (intervals are over test source videos, so many short ones buy more than a few long ones).
+    split_duration_s: dict[str, float] = field(default_factory=dict)
     crf: int = 18
     workers: int = 2
 

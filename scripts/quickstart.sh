@@ -18,6 +18,13 @@ print(f"acquire : {acq['num_files']} files from '{acq['source']}', {acq['total_d
 print(f"validate: {val['valid']} valid, {val['quarantined']} quarantined ({val['seconds']} s)")
 print(f"segment : {seg['num_clips']} clips of {seg['clip_seconds']} s from {seg['num_videos']} videos"
       f" ({seg['seconds']} s)")
+import csv
+# Downstream intervals are over source videos of the evaluation split: say how many there are.
+videos = {}
+with open(seg["index"]) as f:
+    for row in csv.DictReader(f):
+        videos.setdefault(row["split"], set()).add(row["video_id"])
+print("splits  : " + ", ".join(f"{name} {len(ids)} videos" for name, ids in sorted(videos.items())))
 import glob
 for path in sorted(glob.glob("metrics/pretrain_*.json")):
     pre = json.load(open(path))

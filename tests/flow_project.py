@@ -12,7 +12,9 @@ from fresh_clone import copy_clone_files
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "synth": {"num_videos": 4, "duration_s": 5.0, "width": 64, "height": 64, "workers": 1},
+    # The shapes world, every video in train: the flows' machinery under test, not params.yaml's world.
+    "synth": {"world": "shapes", "num_videos": 4, "duration_s": 5.0, "width": 64, "height": 64, "workers": 1,
+              "split_fractions": {"train": 1.0, "val": 0.0, "test": 0.0}},
     "segment": {"clip_seconds": 2.0, "short_side": 64, "workers": 1},
     "acquire": {"workers": 1},
     "validate": {"workers": 1},

@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TINY = {
-    "synth": {"num_videos": 4, "duration_s": 5.0, "width": 64, "height": 64, "workers": 1},
+    # The shapes world, every video in train: DVC's behaviour under test, not params.yaml's world.
+    "synth": {"world": "shapes", "num_videos": 4, "duration_s": 5.0, "width": 64, "height": 64, "workers": 1,
+              "split_fractions": {"train": 1.0, "val": 0.0, "test": 0.0}},
     "segment": {"clip_seconds": 2.0, "short_side": 64, "workers": 1},
     "acquire": {"workers": 1},
     "validate": {"workers": 1},

@@ -114,7 +114,7 @@ def test_deployed_data_flow_completes_on_a_tiny_world(deployed, tmp_path):
     overrides = [f"paths.{key}={world / key}" for key in ("raw_dir", "acquired_dir", "validated_dir", "clips_dir",
                                                            "metrics_dir")]
     overrides += ["synth.num_videos=2", "synth.duration_s=4.0", "synth.width=64", "synth.height=64",
-                  "synth.workers=1", "acquire.workers=1", "validate.workers=1", "segment.workers=1",
+                  "synth.workers=1", "synth.split_fractions={train: 1}", "acquire.workers=1", "validate.workers=1", "segment.workers=1",
                   "segment.clip_seconds=2.0", "segment.short_side=64",
                   "pretrain.val_split=train", "evaluate.split=train"]  # 2 videos: all in train
     t = time.perf_counter()

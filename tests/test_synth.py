@@ -245,6 +245,30 @@ def test_resume_skips_existing_and_regenerates_on_change(tmp_path):
     assert sorted(p.name for p in (tmp_path / "meta").iterdir()) == ["synth_00000.json"]
 
 
+def test_split_duration_renders_each_split_at_its_own_length(tmp_path):
+    # 2 videos per class: one train, one test; test videos are rendered at the shorter length.
+    cfg = dataclasses.replace(
+        TINY, num_videos=2 * len(CLASS_NAMES), duration_s=2.0, split_duration_s={"test": 1.0},
+        split_fractions={"train": 0.5, "test": 0.5},
+    )
+    generate_dataset(tmp_path, cfg)
+    index = pd.read_csv(tmp_path / "index.csv")
+    assert index["split"].value_counts().to_dict() == {"train": len(CLASS_NAMES), "test": len(CLASS_NAMES)}
+    for row in index.itertuples():
+        with av.open(str(tmp_path / row.path)) as container:
+            seconds = container.streams.video[0].frames / cfg.fps
+        meta = json.loads((tmp_path / row.annotation_path).read_text())
+        expected = 1.0 if row.split == "test" else 2.0
+        assert seconds == pytest.approx(expected) and meta["num_frames"] == expected * cfg.fps
+    # Moving videos into a split of another length renders them again (not only their meta).
+    moved = generate_dataset(tmp_path, dataclasses.replace(cfg, split_fractions={"test": 1.0}))
+    assert moved["written"] == len(CLASS_NAMES) and moved["skipped"] == len(CLASS_NAMES)
+    with pytest.raises(ConfigError, match=r"split_duration_s: unknown split\(s\) \['testing'\]"):
+        generate_dataset(tmp_path, dataclasses.replace(cfg, split_duration_s={"testing": 1.0}))
+    with pytest.raises(ConfigError, match="split_duration_s must be > 0"):
+        generate_dataset(tmp_path, dataclasses.replace(cfg, split_duration_s={"test": 0.0}))
+
+
 def test_bad_config_is_rejected(tmp_path):
     with pytest.raises(ConfigError, match="even"):
         generate_dataset(tmp_path, dataclasses.replace(TINY, width=65))

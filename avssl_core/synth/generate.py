@@ -7,6 +7,7 @@ Layout of ``out_dir``::
     index.csv                video_id,path,label,split,annotation_path; paths relative to out_dir
 
 Paths in index.csv are relative to ``out_dir`` so the folder can be moved or DVC-cached as a whole.
+Every video lasts ``duration_s``, unless ``split_duration_s`` gives its split another length.
 Video ``i`` has id ``synth_<i:05d>``, seed ``video_seed(cfg.seed, i)`` and main class
 ``permutation[i % num_classes]`` (one seeded permutation, cycled: classes stay balanced). A video whose mp4
 and meta exist and whose meta has the same ``params_hash`` (everything that shapes its content) is not
@@ -16,6 +17,7 @@ rewritten. Files of videos beyond a reduced ``num_videos`` are left in place but
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -61,6 +63,11 @@ def check_config(cfg: SynthConfig) -> None:
         problems.append("sample_rate must be >= 8000")
     if cfg.duration_s <= 0:
         problems.append("duration_s must be > 0")
+    unknown_durations = set(cfg.split_duration_s) - set(SPLITS)
+    if unknown_durations:
+        problems.append(f"split_duration_s: unknown split(s) {sorted(unknown_durations)}; use {list(SPLITS)}")
+    if any(not v > 0 for v in cfg.split_duration_s.values()):
+        problems.append(f"split_duration_s must be > 0, got {cfg.split_duration_s}")
     if not 1 <= cfg.min_objects <= cfg.max_objects <= 3:
         problems.append(
             f"need 1 <= min_objects <= max_objects <= 3, got {cfg.min_objects}..{cfg.max_objects}"
@@ -128,6 +135,13 @@ def assign_splits(labels: list[int], cfg: SynthConfig) -> list[str]:
         for pos, name in zip(order, names, strict=True):
             splits[members[pos]] = name
     return splits
+
+
+def split_config(cfg: SynthConfig, split: str) -> SynthConfig:
+    """The settings a video of ``split`` is rendered with: ``duration_s`` from ``split_duration_s`` if set."""
+    if split not in cfg.split_duration_s:
+        return cfg
+    return dataclasses.replace(cfg, duration_s=float(cfg.split_duration_s[split]))
 
 
 def params_hash(cfg: SynthConfig, seed: int, label_index: int) -> str:
@@ -248,6 +262,9 @@ def plan_jobs(out_dir: Path, cfg: SynthConfig) -> list[VideoJob]:
     jobs = []
     for i in range(cfg.num_videos):
         seed = video_seed(cfg.seed, i)
+        # A video's length may follow its split, so the hash (which holds the length) is per split: a video
+        # moved into a split of another length is rendered again, not just re-labelled.
+        video_cfg = split_config(cfg, splits[i])
         jobs.append(
             VideoJob(
                 out_dir=str(out_dir),
@@ -256,8 +273,8 @@ def plan_jobs(out_dir: Path, cfg: SynthConfig) -> list[VideoJob]:
                 seed=seed,
                 label_index=labels[i],
                 split=splits[i],
-                params_hash=params_hash(cfg, seed, labels[i]),
-                cfg=cfg,
+                params_hash=params_hash(video_cfg, seed, labels[i]),
+                cfg=video_cfg,
             )
         )
     return jobs
