@@ -151,7 +151,7 @@ def pretrain_torchrun_task(cfg: Config, method: str, preset: str, launch: Torchr
     global rank 0 returns the metrics that rank wrote (what run_pretrain returns in one process); another
     node says which ranks it ran."""
     result = run_torchrun(launch, cli_args)
-    if not result.has_rank0:
+    if launch.nnodes > 1 and not result.has_rank0:
         return {"method": method, "preset": preset, "ranks_here": sorted(result.ranks_here),
                 "note": "global rank 0 ran on another node: the flow run there holds the metrics and versions them"}
     metrics_path = Path(cfg.paths.metrics_dir) / f"pretrain_{method}.json"
