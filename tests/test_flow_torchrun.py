@@ -133,9 +133,13 @@ def direct_run(tiny_clips, tmp_path_factory) -> tuple[str, dict]:
            "--params", str(REPO / "params.yaml"), *sets, "pretrain", "--method", "cmac", "--preset", "tiny"]
     proc = subprocess.Popen(cmd, cwd=out, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    started = time.perf_counter()
     output = _communicate(proc, 300)
     assert proc.returncode == 0, output[-3000:]
-    return _result(out)
+    result = _result(out)
+    print(f"torchrun -m avssl_core.cli pretrain, 2 processes: {time.perf_counter() - started:.1f} s, "
+          f"model.pt sha256 {result[0]}")
+    return result
 
 
 def _flow_logs(url: str, run_id) -> list[str]:
@@ -156,11 +160,13 @@ def test_the_flow_on_two_processes_gives_what_torchrun_of_the_cli_gives(prefect_
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.chdir(tmp_path)
+    started = time.perf_counter()
     state = pretrain_flow(method="cmac", preset="tiny", params_file=str(REPO / "params.yaml"),
                           overrides=_overrides(tiny_clips, tmp_path / "flow"), dvc="off", nproc_per_node=2,
                           return_state=True)
     assert state.is_completed(), state.message
     sha, metrics = _result(tmp_path / "flow")
+    print(f"pretrain flow, nproc_per_node=2: {time.perf_counter() - started:.1f} s, model.pt sha256 {sha}")
     assert (sha, metrics) == direct_run
     assert state.result()["pretext_accuracy"] == metrics["pretext_accuracy"]  # rank 0's metrics, read back
     logs = _flow_logs(prefect_api.url, state.state_details.flow_run_id)
@@ -190,9 +196,12 @@ def test_two_flow_runs_as_two_nodes_of_one_rendezvous(prefect_api, tiny_clips, d
     env = prefect_api.env(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), PREFECT_LOGGING_LEVEL="INFO")
     nodes = [subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True) for _ in range(2)]
+    started = time.perf_counter()
     outputs = [_communicate(node, 400) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], "\n=====\n".join(o[-3000:] for o in outputs)
     assert _result(tmp_path / "shared") == direct_run
+    print(f"two pretrain flow runs as 2 nodes x 1 process: {time.perf_counter() - started:.1f} s, "
+          f"model.pt sha256 {direct_run[0]}")
     # One run ran rank 0 (and would version the result); the other says so.
     elsewhere = [o for o in outputs if "global rank 0 ran on another node" in o]
     assert len(elsewhere) == 1, "\n=====\n".join(o[-3000:] for o in outputs)
@@ -215,3 +224,4 @@ def test_a_failing_rank_fails_the_flow_run_naming_the_rank(prefect_api, tmp_path
     assert state.message.startswith("torchrun: rank "), state.message
     assert "failed with exit code 2: avssl pretrain: error: " in state.message, state.message
     assert str(no_clips / "index.csv") in state.message, state.message
+    print(f"failed run's state message: {state.message}")
