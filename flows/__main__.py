@@ -33,11 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dvc", default="commit", choices=["commit", "push", "off"])
     parser.add_argument("--force", action="store_true", help="retrain: even when the data did not change")
     parser.add_argument("--refresh-cache", action="store_true", help="rerun stages whose results are cached")
+    launch = parser.add_argument_group("pretrain under torchrun (flows/pretrain.py)")
+    launch.add_argument("--nproc-per-node", type=int, help="processes (GPUs) per machine")
+    launch.add_argument("--nnodes", type=int, help="machines; run this command on each of them")
+    launch.add_argument("--rdzv-endpoint", help="host:port of the c10d rendezvous (nnodes > 1)")
+    launch.add_argument("--rdzv-id", help="job id, the same on every machine (nnodes > 1)")
     args = parser.parse_args(argv)
+    launch_args = ("nproc_per_node", "nnodes", "rdzv_endpoint", "rdzv_id")
+    if args.flow != "pretrain" and any(getattr(args, name) is not None for name in launch_args):
+        parser.error("--nproc-per-node, --nnodes, --rdzv-endpoint and --rdzv-id are for the pretrain flow")
     kwargs = {"overrides": args.overrides, "dvc": args.dvc}
     if args.flow != "ablate":
         kwargs["refresh_cache"] = args.refresh_cache
-    for name in ("method", "methods", "study"):
+    for name in ("method", "methods", "study", *launch_args):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     if args.flow == "retrain" and args.force:

@@ -5,6 +5,7 @@ Only orchestration lives here: the work is done by the same functions `avssl <st
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from avssl_core.orchestration import cache, versioning
 from avssl_core.orchestration.artifacts import artifact_key, metrics_table, stage_markdown
 from avssl_core.orchestration.parameters import flow_config
 from avssl_core.orchestration.retry import retry_if_transient
+from avssl_core.orchestration.torchrun import TorchrunError, TorchrunLaunch, run_torchrun
 
 DvcMode = Literal["commit", "push", "off"]
 Preset = Literal["tiny", "paper"]
@@ -62,12 +64,18 @@ class FlowSetup:
     def __init__(self, params_file: str, overrides: list[str] | None, dvc: str, stages: list[str],
                  refresh_cache: bool = False) -> None:
         self.cfg, file_cfg = flow_config(params_file, list(overrides or []))
+        self.params_file, self.overrides = params_file, list(overrides or [])
         versioning.check_project(".", dvc)
         self.dvc = dvc
         self.refresh_cache = refresh_cache
         self.dvc_stages = pipeline_spec.dvc_stages(".") if dvc != "off" else {}
         if dvc != "off":
             versioning.check_overrides_versionable(self.cfg, file_cfg, self.dvc_stages, stages, list(overrides or []))
+
+    def cli_args(self, *stage_args: str) -> list[str]:
+        """The ``avssl`` arguments that run a stage with this flow's parameters file and overrides."""
+        overrides = [arg for override in self.overrides for arg in ("--set", override)]
+        return ["--params", str(Path(self.params_file).resolve()), *overrides, *stage_args]
 
     def version(self, stage: str, item: str | None = None) -> str:
         """dvc commit (and push) the dvc.yaml stage matching ``stage``; returns a line for the artifact."""
@@ -136,6 +144,23 @@ def pretrain_task(cfg: Config, method: str, preset: str, content_key: str | None
     return run_pretrain(cfg, method, preset)
 
 
+@task(name="pretrain-torchrun", task_run_name="pretrain-{method}-torchrun", **CACHED)
+def pretrain_torchrun_task(cfg: Config, method: str, preset: str, launch: TorchrunLaunch, cli_args: list[str],
+                           content_key: str | None = None) -> dict:
+    """``avssl <cli_args>`` (an ``avssl pretrain``) in every process of a torchrun launch. The node that ran
+    global rank 0 returns the metrics that rank wrote (what run_pretrain returns in one process); another
+    node says which ranks it ran."""
+    result = run_torchrun(launch, cli_args)
+    if launch.nnodes > 1 and not result.has_rank0:
+        return {"method": method, "preset": preset, "ranks_here": sorted(result.ranks_here),
+                "note": "global rank 0 ran on another node: the flow run there holds the metrics and versions them"}
+    metrics_path = Path(cfg.paths.metrics_dir) / f"pretrain_{method}.json"
+    try:
+        return json.loads(metrics_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TorchrunError(f"torchrun finished, but rank 0 left no readable {metrics_path}: {exc}") from exc
+
+
 @task(name="evaluate", task_run_name="evaluate-{method}", **CACHED)
 def evaluate_task(cfg: Config, method: str, content_key: str | None = None) -> dict:
     from avssl_core.stages.evaluate import run_evaluate
@@ -177,10 +202,23 @@ def run_data(setup: FlowSetup, acquired: dict | None = None) -> dict:
     return {"acquire": acquired, "validate": validated, "segment": segmented}
 
 
-def run_pretrain_method(setup: FlowSetup, method: str, preset: str | None) -> dict:
+def run_pretrain_method(setup: FlowSetup, method: str, preset: str | None,
+                        launch: TorchrunLaunch | None = None) -> dict:
+    """Pretrain in this process, or, when ``launch`` asks for several processes, under torchrun."""
     preset = preset or setup.cfg.pretrain.preset
-    summary = setup.run_cached(pretrain_task, "pretrain", cache.pretrain_key(setup.cfg, method, preset),
-                               method, preset, method=method)
+    key = cache.pretrain_key(setup.cfg, method, preset)
+    if launch is None or not launch.multi_process:
+        summary = setup.run_cached(pretrain_task, "pretrain", key, method, preset, method=method)
+    elif launch.nnodes == 1:
+        summary = setup.run_cached(pretrain_torchrun_task, "pretrain", key, method, preset, launch,
+                                   setup.cli_args("pretrain", "--method", method, "--preset", preset), method=method)
+    else:
+        # Never from the cache: every node must join the rendezvous, or the others wait for it in vain.
+        summary = pretrain_torchrun_task.with_options(refresh_cache=True)(
+            setup.cfg, method, preset, launch, setup.cli_args("pretrain", "--method", method, "--preset", preset))
+        if "ranks_here" in summary:  # rank 0 ran elsewhere: its outputs are not in this checkout
+            _logger().info("pretrain %s: this node ran ranks %s; %s", method, summary["ranks_here"], summary["note"])
+            return summary
     _artifact("pretrain", summary, setup.version("pretrain", method), method)
     return summary
 
@@ -198,8 +236,6 @@ def run_evaluate_method(setup: FlowSetup, method: str) -> dict:
 
 def publish_metrics_table(cfg: Config, methods: list[str], key: str = "avssl-metrics") -> list[dict]:
     """One table of every method's metrics: metrics/<m>.json where evaluate ran, else pretrain's."""
-    import json
-
     by_method = {}
     for m in methods:
         for name in (f"{m}.json", f"pretrain_{m}.json"):

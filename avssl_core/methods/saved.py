@@ -28,9 +28,11 @@ def model_sha256(path: str | Path) -> str | None:
 
 def save_model(method: PretrainMethod, model_path: str | Path) -> str:
     """Write model.pt (atomically); returns its sha256."""
-    with atomic_path(model_path) as tmp:
+    # Through a file object: given a path, torch.save names the archive inside after the file, and the
+    # temporary file's random name would make equal weights give different bytes (and sha256).
+    with atomic_path(model_path) as tmp, open(tmp, "wb") as out:
         torch.save({"signature": method.signature(), "hparams": method.hparams,
-                    "state_dict": method.state_dict()}, tmp)
+                    "state_dict": method.state_dict()}, out)
     return model_sha256(model_path) or ""
 
 
