@@ -10,6 +10,8 @@ import yaml
 from fresh_clone import copy_clone_files
 
 REPO = Path(__file__).resolve().parents[1]
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_COMMITTER_NAME": "t", "GIT_AUTHOR_EMAIL": "t@avssl.invalid",
+           "GIT_COMMITTER_EMAIL": "t@avssl.invalid", "PATH": "/usr/bin:/bin"}
 
 TINY = {
     # The shapes world, every video in train: the flows' machinery under test, not params.yaml's world.
@@ -33,11 +35,27 @@ def fresh_project(dest: Path, params_update: dict | None = None) -> Path:
     for section, values in (TINY if params_update is None else params_update).items():
         _merge(params.setdefault(section, {}), values)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_COMMITTER_NAME": "t", "GIT_AUTHOR_EMAIL": "t@avssl.invalid",
-           "GIT_COMMITTER_EMAIL": "t@avssl.invalid", "PATH": "/usr/bin:/bin"}
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "fresh"]):
-        subprocess.run(cmd, cwd=dest, check=True, env=env, capture_output=True)
+        subprocess.run(cmd, cwd=dest, check=True, env=GIT_ENV, capture_output=True)
     return dest
+
+
+def push_to_new_origin(project: Path, origin: Path) -> Path:
+    """Commit what changed in ``project`` and push it to ``origin``, a new bare repository: prefect.yaml's
+    deployments clone the commit they were deployed from out of the remote named origin."""
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True, capture_output=True)
+    for cmd in (["git", "remote", "add", "origin", str(origin)], ["git", "add", "-A"]):
+        subprocess.run(cmd, cwd=project, check=True, env=GIT_ENV, capture_output=True)
+    push(project, "the test's changes")
+    return origin
+
+
+def push(project: Path, message: str) -> None:
+    """Commit everything new in ``project`` (if anything) and push it to origin's main."""
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True, env=GIT_ENV, capture_output=True)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", message], cwd=project, check=True, env=GIT_ENV,
+                   capture_output=True)
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=project, check=True, env=GIT_ENV, capture_output=True)
 
 
 def _merge(into: dict, values: dict) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from flow_project import fresh_project
+from flow_project import fresh_project, push, push_to_new_origin
 from prefect_server import PREFECT, local_prefect_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # server start, deploy and one tiny data run: about 1-3 minutes here
@@ -92,6 +92,7 @@ def deployed(tmp_path_factory):
     server = local_prefect_server()
     timings["server_start_s"] = server.started_s if server.started_s else time.perf_counter() - started
     project = fresh_project(tmp_path_factory.mktemp("deploy-project"), params_update={})
+    push_to_new_origin(project, project.parent / "origin.git")  # the deployments' runs clone it
     env = server.env(PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="1",
                      PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin", OMP_NUM_THREADS="1")
 
@@ -168,6 +169,7 @@ def test_a_schedule_fires_and_a_worker_completes_the_run(deployed):
     process worker runs the first one to COMPLETED. With SQLAlchemy 2.1 the scheduler created none."""
     server, project, env = deployed["server"], deployed["project"], deployed["env"]
     (project / "tick_flow.py").write_text(TICK)
+    push(project, "tick flow")  # its runs clone the deployed commit
     pool = "avssl-schedule"  # its own pool and a worker that runs one at a time: runs pile up every 10 s
     _prefect(["work-pool", "create", pool, "--type", "process", "--overwrite"], project, env)
     started = time.perf_counter()

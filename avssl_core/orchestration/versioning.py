@@ -73,3 +73,8 @@ def dvc_add(project: str | Path, target: str, push: bool = False) -> str:
     if push:
         out += _dvc(["push", f"{target}.dvc"], project)
     return out
+
+
+def dvc_pull(project: str | Path, targets: list[str]) -> str:
+    """Fetch ``targets`` (stages or output paths) from the DVC remote into the workspace."""
+    return _dvc(["pull", *targets], project) if targets else ""
