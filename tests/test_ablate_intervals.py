@@ -94,7 +94,8 @@ def test_a_known_downstream_difference_separates_and_a_null_one_does_not():
     assert flipped[1]["vs_best"]["verdict"] == BEST and flipped[0]["vs_best"]["verdict"] == WORSE
 
 
-@pytest.mark.timeout(600)  # about 20 s of CPU; the wall time is the shared machine's
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # end to end (4 trainings, 4 evaluations: about 20 s of CPU); see pyproject.toml
 def test_a_downstream_objective_study_gets_intervals_verdicts_and_ranks(tiny_clips, tmp_path, monkeypatch):
     """A study scored by the frozen video kNN probe, two points over two seeds: each trial keeps every test
     clip's correctness and source video per seed (the evaluate stage's own per-item scores), and the table
