@@ -375,6 +375,7 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
     for entry in (action, on_disk["tasks"]["audio_probe"]):
         for kind in ("pretrained", "scratch"):
             assert all(0.0 <= v <= 1.0 for v in entry[kind].values())
+    per_item = json.loads((tmp_path / "evaluate" / "avc" / "details.json").read_text())["per_item"]
     for task, metrics_with_intervals in (("frozen_video", names["frozen_video"]),
                                          ("frozen_audio", names["frozen_audio"]), ("retrieval_video", {"R@1"}),
                                          ("action_recognition", {"video@1"})):
@@ -390,6 +391,12 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
             assert record["verdict"] in ("win", "loss", "not separable")
             # The broken test video's mp4 is skipped; its WAV is fine, so the audio probe scores it too.
             assert record["test_groups"] == (3 if task == "frozen_audio" else 2)
+            # details.json keeps the scores behind the interval, per test item (an ablation objective's items)
+            scores = per_item[task][metric]
+            assert len(scores["item"]) == len(scores["group"]) == record["test_items"] == len(scores["pretrained"])
+            assert len(set(scores["group"])) == record["test_groups"]
+            for kind in ("pretrained", "scratch"):
+                assert np.mean(scores[kind]) == pytest.approx(entry[kind][metric])
     for task in ("frozen_video", "frozen_audio"):  # the trivial baseline beside scratch, with its interval
         entry = on_disk["tasks"][task]
         assert set(entry["trivial"]) == names[task]

@@ -15,9 +15,13 @@ what Optuna and optuna-dashboard see per trial (the value, the best trial, param
 point's mean, the figure the table ranks, never one lucky seed. The first seed's per-epoch accuracy is the
 trial's intermediate value, so the pruner judges a point on its first run before paying for the others.
 
-A pretext objective also keeps what an interval needs: each held-out pair's correctness, pair index, clip and
-source video, per seed (user attribute ``PAIRS_ATTR`` and trial.json); avssl_core/ablate/separation.py
-bootstraps over source videos from them.
+Every objective whose figure is a mean over test items also keeps what an interval needs: each item's score
+and source video, per seed (user attribute ``ITEMS_ATTR`` and trial.json), and avssl_core/ablate/separation.py
+bootstraps over source videos from them. For a pretext objective the items are the held-out pairs (named by
+pair index and clip); for a downstream one they are the evaluate stage's test clips or videos of that figure,
+from its details.json ("per_item": every figure the evaluate stage gives an interval, e.g. the frozen probes,
+action_recognition.video@1 with one split, retrieval_video.R@1). A downstream figure without them (a mean
+over folds, a median rank) is still the trial's value, with no items.
 
 The stages a trial runs (pretrain, evaluate) are passed in by the ablate stage: nothing below the front ends
 imports a stage.
@@ -26,6 +30,7 @@ imports a stage.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -51,7 +56,9 @@ TRIAL_RESULT = "trial.json"
 WORKER_ATTR = "worker"  # {"host", "pid"} of the process running the trial: a dead one is failed at once
 FAIL_REASON_ATTR = "fail_reason"
 SEED_VALUES_ATTR = "seed_values"  # {seed: the objective of that seed's run}
-PAIRS_ATTR = "pretext_pairs"  # {seed: {"correct", "index", "clip", "source"}}: one entry per held-out pair
+# {seed: {"item", "group", "score"}}: one entry per test item (held-out pair, or test clip or video), with its
+# source video ("group") and its score; the objective of that seed is the mean of the scores.
+ITEMS_ATTR = "test_items"
 # Lower is better for these downstream metrics; everything else is maximised.
 _MINIMISED = ("median_rank",)
 
@@ -72,6 +79,14 @@ class Objective:
     def reports_accuracy(self) -> bool:
         """Whether per-epoch validation accuracy points the same way as the objective (for pruning)."""
         return self.direction == "maximize"
+
+    @property
+    def items(self) -> str:
+        """What the objective's test items are (the items of its intervals), in words."""
+        if self.protocol is not None:
+            return f"held-out pairs of pretext protocol {self.protocol}, 1/0 correctness"
+        return (f"the evaluate stage's test clips or videos scored for {self.task}.{self.metric}, where it scores "
+                f"them one by one (figures it gives an interval)")
 
 
 def parse_objective(text: str, definition: StudyDefinition) -> Objective:
@@ -118,26 +133,43 @@ def trial_config(cfg: Config, definition: StudyDefinition, plan: TrialPlan, tria
     return dataclasses.replace(cfg, paths=paths, pretrain=pretrain, evaluate=evaluate)
 
 
-def pretext_pairs(trial_cfg: Config, definition: StudyDefinition, protocol: str,
-                  metrics: dict[str, Any]) -> tuple[float, dict[str, list[int]]]:
-    """The trained model's held-out pretext accuracy under ``protocol`` and each held-out pair's record
-    (correctness, index, clip, source video), measured on the pretrain stage's own held-out pairs. The
-    accuracy is the pretrain stage's figure when it measured that protocol (the same pairs, the same model)."""
+def pretext_items(trial_cfg: Config, definition: StudyDefinition, protocol: str,
+                  metrics: dict[str, Any]) -> tuple[float, dict[str, list]]:
+    """The trained model's held-out pretext accuracy under ``protocol`` and each held-out pair as a test item
+    (named by pair index and clip; its source video; its correctness), measured on the pretrain stage's own
+    held-out pairs. The accuracy is the pretrain stage's figure when it measured that protocol (the same
+    pairs, the same model)."""
     method = load_model(metrics["model"], definition.method)
     measured = measure_pretext(trial_cfg, method, (protocol,), per_pair=True)
     value = metrics.get("pretext_accuracy", {}).get(protocol, measured["pretext_accuracy"][protocol])
-    return float(value), measured["pretext_pairs"][protocol]
+    pairs = measured["pretext_pairs"][protocol]
+    return float(value), {"item": [f"pair {i} clip {c}" for i, c in zip(pairs["index"], pairs["clip"], strict=True)],
+                          "group": [str(v) for v in pairs["source"]], "score": list(pairs["correct"])}
 
 
-def downstream_value(trial_cfg: Config, definition: StudyDefinition, objective: Objective,
-                     evaluate: EvaluateStage) -> float:
+def downstream_items(trial_cfg: Config, definition: StudyDefinition, objective: Objective,
+                     evaluate: EvaluateStage) -> tuple[float, dict[str, list] | None]:
+    """The evaluate stage's figure for the trial's model and, where the stage scored it per test item (its
+    details.json's "per_item"), the pretrained model's score of each test clip or video with its source
+    video; None where the figure has no per-item scores."""
     result = evaluate(trial_cfg, definition.method)
     try:
-        return float(result["tasks"][objective.task]["pretrained"][objective.metric])
+        value = float(result["tasks"][objective.task]["pretrained"][objective.metric])
     except KeyError as exc:
         tasks = {t: sorted(v.get("pretrained", {})) for t, v in result.get("tasks", {}).items()}
         raise ConfigError(f"ablate.objective={objective.text!r}: the evaluate stage measured no such figure "
                           f"(it measured {tasks})") from exc
+    details_json = Path(trial_cfg.evaluate.out_dir) / definition.method / "details.json"
+    per_item = json.loads(details_json.read_text()).get("per_item", {})
+    record = per_item.get(objective.task, {}).get(objective.metric)
+    if record is None:
+        return value, None
+    scores = record["pretrained"]
+    # The interval is about this figure only if the figure is the mean of these scores.
+    if not scores or abs(sum(scores) / len(scores) - value) > 1e-6:
+        raise ValueError(f"{details_json}: per-item scores of {objective.text} average "
+                         f"{sum(scores) / max(len(scores), 1):.6f}, but the figure is {value:.6f}")
+    return value, {"item": record["item"], "group": record["group"], "score": scores}
 
 
 def epoch_reporter(trial: optuna.Trial, objective: Objective,
@@ -186,27 +218,29 @@ def make_objective(cfg: Config, definition: StudyDefinition, objective: Objectiv
             # the same name, and resuming its checkpoints would mix two runs.
             shutil.rmtree(trial_dir, ignore_errors=True)
             values: dict[str, float] = {}
-            pairs: dict[str, dict[str, list[int]]] = {}
+            items: dict[str, dict[str, list]] = {}
             for seed in seeds:
                 trial_cfg = trial_config(cfg, definition, plan, trial_dir, seed)
                 # Only the first seed reports per-epoch accuracy: a point is pruned on its first run.
                 reporter = epoch_reporter(trial, objective, reported) if seed == seeds[0] else None
                 metrics = pretrain(trial_cfg, definition.method, cfg.ablate.preset, on_epoch_end=reporter)
                 if objective.protocol is not None:
-                    value, pairs[str(seed)] = pretext_pairs(trial_cfg, definition, objective.protocol, metrics)
+                    value, record = pretext_items(trial_cfg, definition, objective.protocol, metrics)
                 else:
-                    value = downstream_value(trial_cfg, definition, objective, evaluate)
+                    value, record = downstream_items(trial_cfg, definition, objective, evaluate)
                 if not math.isfinite(value):
                     raise ValueError(f"objective {objective.text} is {value} (seed {seed})")
                 values[str(seed)] = value
+                if record is not None:
+                    items[str(seed)] = record
                 if seed == seeds[0]:
                     trial.set_user_attr("pretext_accuracy", metrics.get("pretext_accuracy"))
                     result.update(pretext_accuracy=metrics.get("pretext_accuracy"))
             value = sum(values.values()) / len(values)
             trial.set_user_attr(SEED_VALUES_ATTR, values)
-            if pairs:
-                trial.set_user_attr(PAIRS_ATTR, pairs)
-            result.update(state="COMPLETE", value=value, seed_values=values, pretext_pairs=pairs or None)
+            if items:
+                trial.set_user_attr(ITEMS_ATTR, items)
+            result.update(state="COMPLETE", value=value, seed_values=values, test_items=items or None)
             return value
         except optuna.TrialPruned as exc:
             result.update(state="PRUNED", reason=str(exc))

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from avssl_core.ablate.objective import FAIL_REASON_ATTR, PAIRS_ATTR, SEED_VALUES_ATTR
+from avssl_core.ablate.objective import FAIL_REASON_ATTR, ITEMS_ATTR, SEED_VALUES_ATTR
 from avssl_core.ablate.separation import Point, point_items, separate
 from avssl_core.ablate.studies import StudyDefinition
 from avssl_core.io_utils import write_text_atomic
@@ -33,10 +33,10 @@ def _note(trial: optuna.trial.FrozenTrial, retried_as: dict[int, int]) -> str:
 
 def study_separation(study: optuna.Study) -> dict[int, dict[str, Any]]:
     """Intervals, differences from the best point and ranks of the study's finished trials that recorded
-    their held-out pairs (avssl_core/ablate/separation.py)."""
-    points = [Point(t.number, float(t.value), point_items(t.user_attrs[PAIRS_ATTR]))
+    their test items (avssl_core/ablate/separation.py)."""
+    points = [Point(t.number, float(t.value), point_items(t.user_attrs[ITEMS_ATTR]))
               for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.user_attrs.get(PAIRS_ATTR) and t.value is not None]
+              if t.user_attrs.get(ITEMS_ATTR) and t.value is not None]
     return separate(points, maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
 
 

@@ -4,8 +4,9 @@ Each trial pretrains the study's method with the ``ablate.preset`` preset, the t
 hyper-parameters and the tiny budget of ``ablate.*``, in its own folder, once per training seed of
 ``ablate.seeds``, then scores it (default: held-out pretext accuracy under the study's protocol, the mean over
 the seeds). Validation accuracy after every epoch of the first seed is the trial's intermediate value, so
-``ablate.pruner`` can stop hopeless trials. The table gives each point a 95% interval over held-out source
-videos, its paired difference from the best point with a verdict, and ranks only what the intervals separate
+``ablate.pruner`` can stop hopeless trials. The table gives each point a 95% interval over source videos
+(of the held-out pairs for a pretext objective, of the test clips or videos for a downstream one), its paired
+difference from the best point with a verdict, and ranks only what the intervals separate
 (avssl_core/ablate/separation.py).
 
 Reads  <clips_dir>/index.csv, the storage at ``ablate.storage`` (created if missing)
@@ -30,7 +31,7 @@ from typing import Any
 import optuna
 
 from avssl_core.ablate import separation
-from avssl_core.ablate.objective import make_objective, parse_objective
+from avssl_core.ablate.objective import Objective, make_objective, parse_objective
 from avssl_core.ablate.storage import absolute_url, display_url, open_storage
 from avssl_core.ablate.studies import StudyDefinition, get_study
 from avssl_core.ablate.table import study_separation, trial_rows, write_tables
@@ -143,7 +144,7 @@ def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
         f"- method `{definition.method}`, preset `{ab.preset}`, budget per trial: {ab.epochs} epochs, "
         f"max_steps {ab.max_steps}, {ab.pairs_per_clip} pairs per clip, {ab.val_pairs} held-out pairs, "
         f"training seeds {list(ab.seeds)} (`value`: their mean; `seed_values`: each)",
-        f"- objective: `{objective.text}` ({objective.direction}; pretext protocol: {objective.protocol})",
+        f"- objective: `{objective.text}` ({objective.direction}); test items: {objective.items}",
         f"- data: `{index_csv}`",
         f"- `paper`: {definition.paper_metric} (full-scale training: compare rankings, not values)",
         f"- best: {best}",
@@ -151,7 +152,7 @@ def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
         f"point and that difference's interval; `verdict`: better / worse / not separable from the best "
         f"({separation.BOOTSTRAP_TEXT})",
         f"- `rank`: points not separable from the best share rank 1 with it; among the rest the same rule "
-        f"against the best of them gives rank 2, and so on. Here {_separation_words(separation_summary)}",
+        f"against the best of them gives rank 2, and so on. Here {_separation_words(separation_summary, objective)}",
         f"- dashboard: `{command}`",
     ]
     csv_path, md_path = write_tables(rows, study_dir, header=header)
@@ -167,10 +168,13 @@ def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
     return summary
 
 
-def _separation_words(counts: dict[str, Any]) -> str:
+def _separation_words(counts: dict[str, Any], objective: Objective) -> str:
     n = counts["points_with_interval"]
     if n == 0:
-        return "no trial recorded per-pair results (a downstream objective, or none finished): nothing is ranked."
+        why = "no trial finished" if objective.protocol is not None else (
+            f"no trial finished, or the evaluate stage scores `{objective.text}` with no per-item scores (only "
+            f"figures it gives an interval have them)")
+        return f"no trial recorded per-item scores ({why}): nothing is ranked."
     return (f"{counts['tied_with_best']} of {n} points share rank 1 (not separable from the best); "
             f"{counts['separated_from_best']} separate from the best; {counts['ranks']} rank(s) in all.")
 

@@ -5,7 +5,9 @@ Reads  <evaluate.methods_dir>/<method>/model.pt (the pretrain stage's), <clips_d
 Writes <metrics_dir>/<method>.json   the agreed schema: {"method", "preset", "data", "seconds",
                                      "tasks": {task: {"dataset", "protocol", "pretrained", "scratch", "skipped"}},
                                      "pictures": {name: path}}
-       <evaluate.out_dir>/<method>/  details.json (per split/fold figures, chosen C, timings, skipped files),
+       <evaluate.out_dir>/<method>/  details.json (per split/fold figures, chosen C, timings, skipped files,
+                                     and "per_item": each model's score per test item of every figure that
+                                     has an interval, with the item's source video),
                                      datasets/ (the exported split lists), pictures, localization output.
 
 The synthetic labelled clips are exported to UCF101 and ESC-50 layouts in a temporary folder (links to the
@@ -176,6 +178,7 @@ def run_evaluate(cfg: Config, method_name: str | None = None) -> dict[str, Any]:
                "data": f"{Path(cfg.paths.clips_dir) / 'index.csv'} (evaluation split '{ec.split}', training split "
                        f"'{ec.train_split}')",
                "seconds": round(time.perf_counter() - started, 1), "tasks": tasks, "pictures": pictures}
-    write_json_atomic(out_dir / "details.json", {**context.details, "seconds_per_task": timings})
+    write_json_atomic(out_dir / "details.json", {**context.details, "per_item": context.per_item,
+                                                 "seconds_per_task": timings})
     write_json_atomic(Path(cfg.paths.metrics_dir) / f"{name}.json", metrics)
     return metrics

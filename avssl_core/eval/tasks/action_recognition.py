@@ -85,8 +85,9 @@ class ActionRecognition(EvaluationTask):
             (results,) = per_split.values()
             videos = sorted(results["pretrained"]["video_correct"])
             entry["intervals"] = {"video@1": ctx.paired(
+                "action_recognition", "video@1",
                 {kind: np.array([float(r["video_correct"][k]) for k in videos]) for kind, r in results.items()},
-                [split.test[k].group for k in videos])}
+                [split.test[k].group for k in videos], [split.test[k].path for k in videos])}
         for split in data.splits:  # details.json: each test video's correctness under its file name
             for r in per_split[split.name].values():
                 r["video_correct"] = {str(split.test[k].path): v for k, v in r["video_correct"].items()}

@@ -45,6 +45,8 @@ class EvaluationContext:
         self.budget = CacheBudget(self.ec.cache_mb)
         self.preprocess = {flag: method.preprocess(train=flag) for flag in (True, False)}
         self.details: dict[str, Any] = {}  # details.json, by task
+        # details.json's "per_item": {entry: {metric: {"item", "group", <kind>: scores}}}, filled by paired()
+        self.per_item: dict[str, dict[str, dict[str, list]]] = {}
         self.features: dict[str, tuple[np.ndarray, list[str]]] = {}  # for the t-SNE pictures
         self._readers: dict[tuple[bool, bool], ClipReader] = {}
         self._sets: dict[tuple, tuple[WindowSet, dict[int, str]]] = {}
@@ -101,9 +103,15 @@ class EvaluationContext:
             self._clip_features[key] = average_by_item(feats, rows, set(windows.failed_items))
         return self._clip_features[key]
 
-    def paired(self, correct: dict[str, np.ndarray], groups) -> dict:
+    def paired(self, entry: str, metric: str, correct: dict[str, np.ndarray], groups, items) -> dict:
         """Intervals over test source videos for one metric's per-item scores of each model: with scratch,
-        the paired comparison and its verdict; without, the pretrained interval alone."""
+        the paired comparison and its verdict; without, the pretrained interval alone. The scores are also
+        kept, per test item (``items``: their names, ``groups``: their source videos), in ``per_item``
+        (details.json), so that whatever has an interval here can get one elsewhere too (an ablation
+        objective's, avssl_core/ablate/separation.py)."""
+        self.per_item.setdefault(entry, {})[metric] = {
+            "item": [str(i) for i in items], "group": [str(g) for g in groups],
+            **{kind: [float(v) for v in values] for kind, values in correct.items()}}
         if "scratch" in correct:
             return compare(correct["pretrained"], correct["scratch"], groups, replicates=self.ec.bootstrap,
                            seed=self.ec.seed)

@@ -59,7 +59,7 @@ class Frozen(EvaluationTask):
                                               qx, [split.test[k].label for k in q_rows], masks, settings)
                 for metric, values in scores.items():
                     correct.setdefault(metric, {})[kind] = values
-            groups = [split.test[k].group for k in q_rows]
+            groups, test_files = [split.test[k].group for k in q_rows], [split.test[k].path for k in q_rows]
             skipped = {str(split.test[k].path) for k in {**test_skip, **test_set.failed_items}} | \
                       {str(split.train[k].path) for k in {**train_skip, **train_set.failed_items}}
             ctx.details[f"frozen_{modality}"] = {"probes": details, "skipped_files": sorted(skipped)}
@@ -69,8 +69,9 @@ class Frozen(EvaluationTask):
                 "protocol": self.protocol(ctx, settings=settings, modality=modality),
                 **{kind: {metric: float(by_kind[kind].mean()) for metric, by_kind in correct.items()}
                    for kind in (*ctx.models, TRIVIAL)},
-                "intervals": {metric: {**ctx.paired(by_kind, groups), TRIVIAL: bootstrap(
-                    by_kind[TRIVIAL], groups, replicates=ec.bootstrap, seed=ec.seed).as_dict()}
+                "intervals": {metric: {
+                    **ctx.paired(f"frozen_{modality}", metric, by_kind, groups, test_files),
+                    TRIVIAL: bootstrap(by_kind[TRIVIAL], groups, replicates=ec.bootstrap, seed=ec.seed).as_dict()}
                     for metric, by_kind in correct.items()},
                 "skipped": len(skipped)}
         return tasks

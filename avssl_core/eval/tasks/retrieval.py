@@ -53,7 +53,8 @@ class VideoRetrieval(EvaluationTask):
         return {"retrieval_video": {
             "dataset": f"{described}; {split.name} only",
             "protocol": self.protocol(ctx, queries=len(split.test), gallery=len(split.train)),
-            **result, "intervals": {"R@1": ctx.paired(hits, [split.test[k].group for k in q_items])},
+            **result, "intervals": {"R@1": ctx.paired("retrieval_video", "R@1", hits, [split.test[k].group for k in q_items],
+                                                      [split.test[k].path for k in q_items])},
             "skipped": len(skipped)}}
 
 
