@@ -175,3 +175,19 @@ def test_seeds_must_be_distinct_and_given():
     for bad in ("ablate.seeds=[3, 3]", "ablate.seeds=[]"):
         with pytest.raises(ConfigError, match="distinct training seeds"):
             load_config(None, [bad])
+
+
+def test_a_study_recorded_by_the_previous_release_keeps_its_intervals():
+    """Trials of the previous release recorded held-out pairs as ``pretext_pairs`` {seed: {correct, index,
+    clip, source}}; the table reads them as the same test items a new trial records."""
+    from avssl_core.ablate.table import LEGACY_PAIRS_ATTR, study_separation
+
+    study = optuna.create_study(direction="maximize")
+    for correct in ([1] * 40, [0, 0, 0, 1] * 10):
+        record = {"correct": correct, "index": list(range(40)), "clip": [i // 4 for i in range(40)],
+                  "source": [i // 4 for i in range(40)]}
+        study.add_trial(optuna.trial.create_trial(value=float(np.mean(correct)),
+                                                  user_attrs={LEGACY_PAIRS_ATTR: {"0": record}}))
+    out = study_separation(study)
+    assert out[0]["vs_best"]["verdict"] == BEST and out[1]["vs_best"]["verdict"] == WORSE
+    assert out[1]["vs_best"]["shared_items"] == 40 and out[1]["rank"] == 2

@@ -31,12 +31,29 @@ def _note(trial: optuna.trial.FrozenTrial, retried_as: dict[int, int]) -> str:
     return ""
 
 
+# The previous release recorded only pretext pairs, as {seed: {correct, index, clip, source}} under this
+# name; a study it ran keeps its intervals when read by this one.
+LEGACY_PAIRS_ATTR = "pretext_pairs"
+
+
+def _items_of(trial: optuna.trial.FrozenTrial) -> dict | None:
+    """The trial's test items, also from a study recorded before downstream objectives had them."""
+    if trial.user_attrs.get(ITEMS_ATTR):
+        return trial.user_attrs[ITEMS_ATTR]
+    legacy = trial.user_attrs.get(LEGACY_PAIRS_ATTR)
+    if not legacy:
+        return None
+    return {seed: {"item": [f"pair {i} clip {c}" for i, c in zip(r["index"], r["clip"], strict=True)],
+                   "group": [str(v) for v in r["source"]], "score": [float(x) for x in r["correct"]]}
+            for seed, r in legacy.items()}
+
+
 def study_separation(study: optuna.Study) -> dict[int, dict[str, Any]]:
     """Intervals, differences from the best point and ranks of the study's finished trials that recorded
     their test items (avssl_core/ablate/separation.py)."""
-    points = [Point(t.number, float(t.value), point_items(t.user_attrs[ITEMS_ATTR]))
+    points = [Point(t.number, float(t.value), point_items(_items_of(t)))
               for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if t.user_attrs.get(ITEMS_ATTR) and t.value is not None]
+              if _items_of(t) and t.value is not None]
     return separate(points, maximize=study.direction == optuna.study.StudyDirection.MAXIMIZE)
 
 
