@@ -185,6 +185,9 @@ class SegmentConfig:
     threads: int = 1  # x264 threads per worker; parallelism comes from workers
     decode_threads: int = 0  # decoder threads per worker; 0: FFmpeg picks (large sources decode faster)
     workers: int = 2
+    # Also decode every clip once into the frame store, <clips_dir>_frames (avssl_core/data/frame_store.py),
+    # which training reads instead of the mp4s: raw uint8 frames, about 100 times the mp4s' size.
+    frame_store: bool = True
 
 
 Executor = Literal["processes", "dask"]

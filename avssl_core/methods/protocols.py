@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from avssl_core.config import Config
+from avssl_core.data.frame_store import configured_frames_dir
 from avssl_core.errors import ConfigError
 from avssl_core.eval.pretext import evaluate_pretext
 from avssl_core.methods.base import PretrainMethod
@@ -49,7 +50,7 @@ def held_out_pairs(cfg: Config, method: PretrainMethod, mix: NegativeMix) -> Pai
     index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.val_split)
     sampler = PairSampler(index, fixed_mix(method.pair_spec(), mix), pc.train.seed + VAL_SEED_OFFSET,
                           samples_per_epoch=pc.val_pairs)
-    return PairDataset(sampler, preprocess=method.preprocess(train=False))
+    return PairDataset(sampler, preprocess=method.preprocess(train=False), frame_store=configured_frames_dir(cfg))
 
 
 def per_process_batch_size(cfg: Config, method: PretrainMethod) -> int:

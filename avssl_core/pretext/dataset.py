@@ -5,18 +5,22 @@ index is an ``(epoch, i)`` pair (ResumableDistributedSampler(with_epoch=True), f
 A pair whose files cannot be decoded is not replaced or zero-filled: the item is a ``FailedSample`` naming
 the file and the reason, and ``collate_skipping_failures`` leaves it out of the batch and lists it under
 ``batch["_failed"]`` so the trainer can count failures and stop when there are too many.
+Video frames come from the frame store (avssl_core/data/frame_store.py) when one is given and holds the
+clip, else from the mp4: the same frames either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from avssl_core.data.frame_store import FrameStore, FrameStoreError
 from avssl_core.pretext.decode import DecodeError, VideoDevice, VideoFrameReader, read_audio_window
 from avssl_core.pretext.epoch_order import PAD_INDEX
 from avssl_core.pretext.sampling import PairRecipe, PairSampler
@@ -45,12 +49,15 @@ class PairDataset(Dataset):
 
     def __init__(self, sampler: PairSampler, *, preprocess: Callable[[dict], dict] | None = None,
                  epoch: int = 0, seek_mode: str = "exact", decoder_cache_size: int = 8,
-                 video_decoder: VideoDevice = "cpu") -> None:
+                 video_decoder: VideoDevice = "cpu", frame_store: str | Path | None = None) -> None:
         self.sampler = sampler
         self.spec = sampler.spec
         self.preprocess = preprocess
         self.epoch = epoch
         self.frames = VideoFrameReader(capacity=decoder_cache_size, seek_mode=seek_mode, device=video_decoder)
+        # A stored frame is a copy from the page cache, cheaper than any decoder (NVDEC included), so
+        # video_decoder only decodes the clips the store lacks.
+        self.store = FrameStore(frame_store) if frame_store is not None else None
         self.failures: list[FailedSample] = []  # this process's failures; workers report through the collate
 
     def set_epoch(self, epoch: int) -> None:
@@ -83,7 +90,9 @@ class PairDataset(Dataset):
     def raw_sample(self, recipe: PairRecipe) -> dict[str, Any]:
         """Decode a recipe into the raw-sample format of avssl_core.methods.base (raises DecodeError)."""
         index, spec = self.sampler.index, self.spec
-        video = self.frames.read(str(index.video_path[recipe.video_row]), recipe.frame_indices)
+        video = self._stored_frames(recipe)
+        if video is None:
+            video = self.frames.read(str(index.video_path[recipe.video_row]), recipe.frame_indices)
         c = recipe.audio_row
         clip_rate = int(index.sample_rate[c])
         target_rate = spec.audio_sample_rate or clip_rate
@@ -94,6 +103,17 @@ class PairDataset(Dataset):
         return {"video": video, "audio": audio, "label": recipe.label, "kind": int(recipe.kind),
                 "index": recipe.index, "clip": recipe.video_row,
                 "source": int(index.video_group[recipe.video_row])}
+
+    def _stored_frames(self, recipe: PairRecipe) -> torch.Tensor | None:
+        """The recipe's frames from the frame store; None without a store or an entry for the clip."""
+        if self.store is None:
+            return None
+        index, row = self.sampler.index, recipe.video_row
+        try:
+            return self.store.read(str(index.video_id[row]), str(index.clip_id[row]), recipe.frame_indices,
+                                   (int(index.num_frames[row]), int(index.height[row]), int(index.width[row])))
+        except FrameStoreError as exc:
+            raise DecodeError(exc.path, exc.reason) from exc
 
 
 def augmentation_seed(seed: int, epoch: int, index: int) -> int:

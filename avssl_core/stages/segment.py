@@ -2,6 +2,8 @@
 
 Reads ``<validated_dir>/valid.csv``; writes ``<clips_dir>/<video_id>/<clip_id>.{mp4,wav[,json]}``, the
 index ``<clips_dir>/index.csv`` (tables.CLIP_COLUMNS, sorted by clip_id) and ``<metrics_dir>/segment.json``.
+With ``segment.frame_store`` it also decodes every clip once into the frame store, ``<clips_dir>_frames``
+(avssl_core/data/frame_store.py), which training reads instead of the mp4s; without, it removes that folder.
 
 Resumable: a video's folder gets a done-marker, written last, holding a hash of everything that shapes
 its clips (segment parameters, start/end, annotation file, transcoder version) and the source's sha256.
@@ -25,6 +27,7 @@ import pandas as pd
 
 from avssl_core.config import Config, SegmentConfig
 from avssl_core.data.clip_annotations import slice_annotation
+from avssl_core.data.frame_store import frames_dir_of, video_frames_current, write_video_frames
 from avssl_core.data.tables import CLIP_COLUMNS, read_table, write_table
 from avssl_core.data.transcode import ClipInfo, SegmentParams, clip_id_for, segment_video
 from avssl_core.errors import ConfigError, DataError
@@ -63,8 +66,12 @@ def run_segment(cfg: Config) -> dict:
     if valid.empty:
         raise DataError(f"{valid_csv}: no valid videos to segment")
     clips_dir = Path(cfg.paths.clips_dir)
+    frames_dir = frames_dir_of(clips_dir)
+    if not cfg.segment.frame_store:
+        shutil.rmtree(frames_dir, ignore_errors=True)  # no stale store survives
     tasks = [
-        {"row": _plain_row(rec), "params": params, "clips_dir": str(clips_dir)}
+        {"row": _plain_row(rec), "params": params, "clips_dir": str(clips_dir),
+         "frames_dir": str(frames_dir) if cfg.segment.frame_store else None}
         for rec in valid.to_dict(orient="records")
     ]
     results = list(
@@ -82,6 +89,8 @@ def run_segment(cfg: Config) -> dict:
         raise DataError(f"segment: no clip produced from {len(results)} videos ({reasons})")
 
     pruned = prune_stale_videos(clips_dir, {r["video_id"] for r in results})
+    if cfg.segment.frame_store:
+        prune_stale_videos(frames_dir, {r["video_id"] for r in results if r["status"] != "failed"})
     index = clips_dir / "index.csv"
     write_table(index, pd.DataFrame(rows).sort_values("clip_id").reset_index(drop=True), CLIP_COLUMNS)
 
@@ -103,6 +112,14 @@ def run_segment(cfg: Config) -> dict:
         "clip_seconds_per_second": round(new_clip_seconds / seconds, 2) if seconds > 0 else None,
         "params": asdict(params),
         "index": str(index),
+        # The frame store: its folder, size, and the CPU time this run spent decoding clips into it.
+        "frame_store": {
+            "enabled": cfg.segment.frame_store,
+            "dir": str(frames_dir),
+            "bytes": sum(f.stat().st_size for f in frames_dir.rglob("*.npy")),
+            "clips_written": sum(r["frames_written"] for r in results),
+            "build_seconds": round(sum(r["frames_seconds"] for r in results), 2),
+        },
     }
     write_json_atomic(Path(cfg.paths.metrics_dir) / "segment.json", summary)
     log.info(
@@ -139,8 +156,10 @@ def _plain_row(rec: dict) -> dict:
 
 def _segment_one(task: dict) -> dict:
     row, params, clips_dir = task["row"], task["params"], Path(task["clips_dir"])
+    frames_dir = task.get("frames_dir")
     video_id = str(row["video_id"])
-    result = {"video_id": video_id, "status": "failed", "rows": [], "error": "", "discarded_tail_s": 0.0}
+    result = {"video_id": video_id, "status": "failed", "rows": [], "error": "", "discarded_tail_s": 0.0,
+              "frames_written": 0, "frames_seconds": 0.0}
     if not video_id or Path(video_id).name != video_id or video_id in (".", ".."):
         result["error"] = f"{row['path']}: video_id {video_id!r} cannot name a folder"
         return result
@@ -150,33 +169,52 @@ def _segment_one(task: dict) -> dict:
         marker = _read_marker(video_dir)
         if marker and marker["key_hash"] == key_hash and marker["source_sha256"] == source_sha:
             if all((video_dir / name).exists() for clip in marker["clips"] for name in _clip_files(clip)):
+                _store_frames(frames_dir, video_dir, marker, result)
                 result.update(status="skipped", discarded_tail_s=marker["discarded_tail_s"])
                 result["rows"] = [_index_row(row, clip, clips_dir) for clip in marker["clips"]]
                 return result
         # Missing, stale or incomplete: start the video over so no clip of an older run survives.
         if video_dir.exists():
             shutil.rmtree(video_dir)
+        if frames_dir is not None:
+            shutil.rmtree(Path(frames_dir) / video_id, ignore_errors=True)
         video_dir.mkdir(parents=True)
         clips = _transcode(row, params, video_dir)
+        marker = {
+            "video_id": video_id,
+            "key_hash": key_hash,
+            "source_sha256": source_sha,
+            "transcoder_version": TRANSCODER_VERSION,
+            "params": params.params_key(),
+            **clips,
+        }
+        _store_frames(frames_dir, video_dir, marker, result)
     except Exception as exc:  # noqa: BLE001 - one bad video must not stop the others; reported below
         shutil.rmtree(video_dir, ignore_errors=True)
+        if frames_dir is not None:
+            shutil.rmtree(Path(frames_dir) / video_id, ignore_errors=True)
         message = str(exc) or type(exc).__name__
         if str(row["path"]) not in message:
             message = f"{row['path']}: {type(exc).__name__}: {message}"
         result["error"] = message
         return result
-    marker = {
-        "video_id": video_id,
-        "key_hash": key_hash,
-        "source_sha256": source_sha,
-        "transcoder_version": TRANSCODER_VERSION,
-        "params": params.params_key(),
-        **clips,
-    }
     write_json_atomic(video_dir / DONE_MARKER, marker)  # last: the video is done only once this exists
     result.update(status="done", discarded_tail_s=clips["discarded_tail_s"])
     result["rows"] = [_index_row(row, clip, clips_dir) for clip in clips["clips"]]
     return result
+
+
+def _store_frames(frames_dir: str | None, video_dir: Path, marker: dict, result: dict) -> None:
+    """Decode the video's clips into the frame store unless it already holds them from these clips."""
+    if frames_dir is None:
+        return
+    identity = {"key_hash": marker["key_hash"], "source_sha256": marker["source_sha256"]}
+    if video_frames_current(frames_dir, marker["video_id"], identity):
+        return
+    started = time.process_time()
+    clips = [(c["clip_id"], video_dir / f"{c['clip_id']}.mp4") for c in marker["clips"]]
+    write_video_frames(frames_dir, marker["video_id"], clips, identity)
+    result.update(frames_written=len(clips), frames_seconds=time.process_time() - started)
 
 
 def _transcode(row: dict, params: SegmentParams, video_dir: Path) -> dict:
