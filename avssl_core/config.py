@@ -188,6 +188,10 @@ class SegmentConfig:
     # Also decode every clip once into the frame store, <clips_dir>_frames (avssl_core/data/frame_store.py),
     # which training reads instead of the mp4s: raw uint8 frames, about 100 times the mp4s' size.
     frame_store: bool = True
+    # The splits whose clips go into the store: those training reads (pretrain.train_split and val_split).
+    # The evaluate stage decodes its test clips from the mp4s, once each, so storing them (most of the
+    # default world's clips) would only fill the disk. Empty: every split.
+    frame_store_splits: list[str] = field(default_factory=lambda: ["train", "val"])
 
 
 Executor = Literal["processes", "dask"]

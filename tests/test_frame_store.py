@@ -138,3 +138,24 @@ def test_segment_restores_a_deleted_part_of_the_store_and_removes_it_when_off(ti
     off = run_segment(load_config(None, [*base, "segment.frame_store=false"]))
     assert not off["frame_store"]["enabled"] and off["frame_store"]["bytes"] == 0
     assert not frames_dir_of(clips).exists()
+
+
+def test_only_the_splits_training_reads_are_stored(tiny_clips, tmp_path):
+    """segment.frame_store_splits leaves other splits' clips (the evaluate stage's test clips) out of the
+    store, and removes those a wider earlier setting stored; readers of a left-out split get no store."""
+    from avssl_core.data.frame_store import configured_frames_dir
+
+    world = tiny_clips.parent.parent
+    clips = tmp_path / "clips"
+    shutil.copytree(world / "clips", clips)
+    shutil.copytree(frames_dir_of(world / "clips"), frames_dir_of(clips))
+    base = [f"paths.validated_dir={world / 'validated'}", f"paths.clips_dir={clips}",
+            f"paths.metrics_dir={tmp_path / 'metrics'}", "segment.workers=1", "segment.clip_seconds=3.0",
+            "segment.short_side=64"]
+    cfg = load_config(None, [*base, "segment.frame_store_splits=[val, test]"])  # every tiny video is train
+    summary = run_segment(cfg)
+    assert summary["num_videos_skipped"] == summary["num_videos"] and summary["frame_store"]["bytes"] == 0
+    assert not any(frames_dir_of(clips).iterdir())
+    assert configured_frames_dir(cfg, "train") is None and configured_frames_dir(cfg, "test") is not None
+    kept = run_segment(load_config(None, [*base, "segment.frame_store_splits=[train]"]))
+    assert kept["frame_store"]["clips_written"] == len(_index(tiny_clips))

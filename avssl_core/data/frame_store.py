@@ -56,9 +56,19 @@ def frames_dir_of(clips_dir: str | Path) -> Path:
     return Path(f"{str(clips_dir).rstrip('/')}_frames")
 
 
-def configured_frames_dir(cfg) -> Path | None:
-    """The frame store a run with config ``cfg`` reads: None when ``segment.frame_store`` is off."""
-    return frames_dir_of(cfg.paths.clips_dir) if cfg.segment.frame_store else None
+def configured_frames_dir(cfg, split: str | None = None) -> Path | None:
+    """The frame store a run with config ``cfg`` reads: None when ``segment.frame_store`` is off, or when
+    ``split`` is given and the store leaves it out (``segment.frame_store_splits``)."""
+    if not cfg.segment.frame_store or not stores_split(cfg, split):
+        return None
+    return frames_dir_of(cfg.paths.clips_dir)
+
+
+def stores_split(cfg, split: str | None) -> bool:
+    """Whether the store holds the clips of ``split`` (None: the run's training split, always kept; a clip
+    without a split is kept too, since any run may read it)."""
+    splits = list(cfg.segment.frame_store_splits)
+    return split is None or not splits or not str(split) or str(split) in splits
 
 
 def frames_path(frames_dir: str | Path, video_id: str, clip_id: str) -> Path:

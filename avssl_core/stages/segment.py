@@ -27,7 +27,7 @@ import pandas as pd
 
 from avssl_core.config import Config, SegmentConfig
 from avssl_core.data.clip_annotations import slice_annotation
-from avssl_core.data.frame_store import frames_dir_of, video_frames_current, write_video_frames
+from avssl_core.data.frame_store import frames_dir_of, stores_split, video_frames_current, write_video_frames
 from avssl_core.data.tables import CLIP_COLUMNS, read_table, write_table
 from avssl_core.data.transcode import ClipInfo, SegmentParams, clip_id_for, segment_video
 from avssl_core.errors import ConfigError, DataError
@@ -71,7 +71,8 @@ def run_segment(cfg: Config) -> dict:
         shutil.rmtree(frames_dir, ignore_errors=True)  # no stale store survives
     tasks = [
         {"row": _plain_row(rec), "params": params, "clips_dir": str(clips_dir),
-         "frames_dir": str(frames_dir) if cfg.segment.frame_store else None}
+         "frames_dir": str(frames_dir) if cfg.segment.frame_store and stores_split(cfg, rec.get("split") or "")
+         else None}
         for rec in valid.to_dict(orient="records")
     ]
     results = list(
@@ -90,7 +91,8 @@ def run_segment(cfg: Config) -> dict:
 
     pruned = prune_stale_videos(clips_dir, {r["video_id"] for r in results})
     if cfg.segment.frame_store:
-        prune_stale_videos(frames_dir, {r["video_id"] for r in results if r["status"] != "failed"})
+        stored = {t["row"]["video_id"] for t in tasks if t["frames_dir"] is not None}
+        prune_stale_videos(frames_dir, {r["video_id"] for r in results if r["status"] != "failed"} & stored)
     index = clips_dir / "index.csv"
     write_table(index, pd.DataFrame(rows).sort_values("clip_id").reset_index(drop=True), CLIP_COLUMNS)
 
