@@ -28,7 +28,7 @@ avts|avssl_core/methods/avts.py|*training_step* *threshold* *track_distances* *p
 avc|avssl_core/methods/avc.py|*training_step* *correspondence_probability* *pair_spec*|tests/test_methods.py tests/test_catches_methods.py
 cmac|avssl_core/methods/cmac.py|*training_step* *evaluation_step* *_instances* *_contrastive* *_within_positive* *_instance_top1* *after_optimizer_step*|tests/test_cmac.py tests/test_catches_methods.py tests/test_catches_cmac.py
 memory_bank|avssl_core/models/memory_bank.py|*|tests/test_cmac.py tests/test_catches_methods.py
-sampling|avssl_core/pretext/sampling.py|*|tests/test_pretext.py
+sampling|avssl_core/pretext/sampling.py|*|tests/test_catches_sampling.py
 windows|avssl_core/pretext/windows.py|*|tests/test_pretext.py tests/test_eval_tasks.py tests/test_localization.py
 curriculum|avssl_core/pretext/spec.py|*|tests/test_pretext.py tests/test_methods.py tests/test_catches_curriculum.py
 expectations|avssl_core/data/expectations.py|*|tests/test_validate.py tests/test_validate_boundaries.py
