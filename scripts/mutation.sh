@@ -31,7 +31,7 @@ memory_bank|avssl_core/models/memory_bank.py|*|tests/test_cmac.py tests/test_cat
 sampling|avssl_core/pretext/sampling.py|*|tests/test_catches_sampling.py
 windows|avssl_core/pretext/windows.py|*|tests/test_pretext.py tests/test_eval_tasks.py tests/test_localization.py
 curriculum|avssl_core/pretext/spec.py|*|tests/test_pretext.py tests/test_methods.py tests/test_catches_curriculum.py
-expectations|avssl_core/data/expectations.py|*|tests/test_validate.py tests/test_validate_boundaries.py
+expectations|avssl_core/data/expectations.py|*|tests/test_catches_expectations.py
 retrieval|avssl_core/eval/retrieval.py|*|tests/test_eval_downstream.py tests/test_catches_retrieval.py
 intervals|avssl_core/eval/intervals.py|*|tests/test_intervals.py tests/test_catches_intervals.py
 localization|avssl_core/eval/localization.py|*binarize* *iou* *success_metrics* *box_mask* *centre_box_map* *crop_box*|tests/test_localization.py tests/test_catches_localization.py
