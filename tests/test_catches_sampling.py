@@ -139,6 +139,17 @@ def test_unusable_clips_are_left_out_with_the_reason_just_beyond_each_bound():
     assert list(sampler.index.group_begin) == [0, 1, 2, 3, 4]
 
 
+def test_a_spec_rate_a_float_hair_above_the_clip_s_rate_counts_as_the_same():
+    assert PairSampler(make_index(ONE_CLIP), spec_with(video_fps=10.0 + 1e-9), seed=0).unusable == {}
+
+
+def test_spec_rates_below_one_are_allowed():
+    # One frame at 0.5 fps (a 2 s window) and audio resampled to 1 Hz: 2 s is 200 samples at the clips' 100 Hz.
+    sampler = PairSampler(make_index(ONE_CLIP), spec_with(video_frames=1, video_fps=0.5, audio_seconds=2.0,
+                                                          audio_sample_rate=1, positive_fraction=1.0), seed=0)
+    assert sampler.unusable == {} and sampler.recipe(0, 0).audio_num_samples == 200
+
+
 def test_a_clip_needs_the_spec_s_audio_channels():
     index = make_index([clip("a", audio_channels=2), clip("b", audio_channels=1), clip("c", audio_channels=2)])
     sampler = PairSampler(index, spec_with(audio_channels=2), seed=0)
@@ -149,9 +160,11 @@ def test_a_clip_needs_the_spec_s_audio_channels():
 def test_a_clip_needs_a_video_start_whose_centred_audio_fits():
     # 2 s of audio around a 0.5 s window starting at frame s: audio start 10 s - 75 samples. With 205
     # samples only s = 8 fits (start 5 of 0..5); with 204 none does (0..4).
-    index = make_index([clip("a", num_samples=205), clip("b", num_samples=204), clip("c")])
+    # With 10 frames the last start is 5: the audio would fit from start 8 on, past the clip's end.
+    index = make_index([clip("a", num_samples=205), clip("b", num_samples=204), clip("c"), clip("d", num_frames=10)])
     sampler = PairSampler(index, spec_with(audio_seconds=2.0), seed=0)
-    assert sampler.unusable == {"b@0": "no video start where the centred audio window fits in the clip"}
+    assert sampler.unusable == {"b@0": "no video start where the centred audio window fits in the clip",
+                                "d@0": "no video start where the centred audio window fits in the clip"}
     assert list(sampler.index.clip_id) == ["a@0", "c@0"]
 
 
@@ -251,6 +264,13 @@ def test_positives_centre_the_audio_on_the_video_window_and_use_every_start_that
     assert {r.audio_num_samples for r in recipes if r.audio_row == 1} == {100}  # 0.5 s at 200 Hz
 
 
+def test_positives_never_start_past_the_last_frame_that_holds_the_window():
+    # 10 frames: starts 0..5, although the audio (300 samples) would fit further on.
+    index = make_index([clip("a", num_frames=10), clip("b", num_frames=10)])
+    sampler = PairSampler(index, spec_with(positive_fraction=1.0), seed=0, samples_per_epoch=200)
+    assert placements(draw(sampler, 200)) == {(s, row, 10 * s) for s in range(6) for row in range(2)}
+
+
 def test_positives_with_audio_longer_than_the_video_window_keep_to_starts_where_it_fits():
     # 2 s of audio centred on frame s's window starts at sample 10 s - 75: in the clip (0..100) for s = 8..17.
     sampler = PairSampler(make_index(ONE_CLIP), spec_with(audio_seconds=2.0, positive_fraction=1.0), seed=0,
@@ -282,7 +302,7 @@ def test_easy_negatives_take_audio_anywhere_in_every_other_video_and_never_their
         mine = [r for r in recipes if r.video_row == anchor]
         assert {r.audio_row for r in mine} == {row for row in range(6) if video[row] != video[anchor]}
         assert {r.video_start_frame for r in mine} == set(range(26 if video[anchor] != "b" else 2))
-    assert all(r.kind == EASY and r.label == 0 and r.fallback_from is None for r in recipes)
+    assert all(r.kind == EASY and r.label == 0 and r.fallback_from is None and r.shift_s == 0.0 for r in recipes)
     starts = {row: {r.audio_start_sample for r in recipes if r.audio_row == row} for row in range(6)}
     assert starts[2] == starts[3] == set(range(6))
     assert all(0 <= r.audio_start_sample <= index.num_samples[r.audio_row] - r.audio_num_samples for r in recipes)
@@ -295,7 +315,7 @@ def test_hard_negatives_keep_at_least_the_gap_and_exactly_the_gap_is_allowed():
     sampler = PairSampler(make_index(ONE_CLIP), spec_with(NegativeMix(easy=0.0, hard=1.0), hard_negative_gap_s=2.0),
                           seed=0, samples_per_epoch=90)
     recipes = draw(sampler, 90)
-    assert all(r.kind == HARD and r.label == 0 and r.fallback_from is None for r in recipes)
+    assert all(r.kind == HARD and r.label == 0 and r.fallback_from is None and r.shift_s == 0.0 for r in recipes)
     assert placements(recipes) == {(s, row, k) for row in range(3) for s, k in ((0, 250), (25, 0))}
     assert all(r.audio_row == r.video_row for r in recipes)
 
@@ -341,19 +361,24 @@ def test_hard_negatives_are_drawn_from_every_admissible_place_in_either_clip_of_
         assert placements(recipes) == {(0, 1, 5), (5, 0, 0), (0, 3, 5), (5, 2, 0)}
 
 
-def test_superhard_negatives_overlap_exactly_their_share_of_the_video_window():
+@pytest.mark.parametrize("overlap,late_from_end,last_late,first_early",
+                         [(0.5, 25, 22, 3), (0.4, 30, 22, 3)])
+def test_superhard_negatives_overlap_exactly_their_share_of_the_video_window(overlap, late_from_end, last_late,
+                                                                           first_early):
     # Overlap 0.5 of a 0.5 s window = 0.25 s: audio starts 0.25 s before the window ends (sample 10 s + 25,
-    # fits for s <= 22) or ends 0.25 s after it starts (sample 10 s - 25, fits for s >= 3).
-    sampler = PairSampler(make_index(ONE_CLIP), spec_with(NegativeMix(easy=0.0, superhard=1.0)), seed=0,
-                          samples_per_epoch=1500)
+    # fits for s <= 22) or ends 0.25 s after it starts (sample 10 s - 25, fits for s >= 3). Overlap 0.4:
+    # 10 s + 30 and 10 s - 30, which reach the clip's last audio start (250) and its first (0) exactly.
+    sampler = PairSampler(make_index(ONE_CLIP), spec_with(NegativeMix(easy=0.0, superhard=1.0),
+                                                          superhard_overlap=overlap), seed=0, samples_per_epoch=1500)
     recipes = draw(sampler, 1500)
-    assert all(r.kind == SUPERHARD and r.label == 0 and r.fallback_from is None for r in recipes)
-    expected = {(s, row, 10 * s + 25) for s in range(23) for row in range(3)}
-    expected |= {(s, row, 10 * s - 25) for s in range(3, 26) for row in range(3)}
+    assert all(r.kind == SUPERHARD and r.label == 0 and r.fallback_from is None and r.shift_s == 0.0
+               for r in recipes)
+    expected = {(s, row, 10 * s + late_from_end) for s in range(last_late + 1) for row in range(3)}
+    expected |= {(s, row, 10 * s - late_from_end) for s in range(first_early, 26) for row in range(3)}
     assert placements(recipes) == expected
     for r in recipes:
         (v0, v1), (a0, a1) = sampler.video_interval_s(r), sampler.audio_interval_s(r)
-        assert min(v1, a1) - max(v0, a0) == pytest.approx(0.25, abs=1e-9)
+        assert min(v1, a1) - max(v0, a0) == pytest.approx(overlap * 0.5, abs=1e-9)
 
 
 def test_superhard_audio_just_long_enough_for_the_overlap_and_just_too_short():
@@ -396,6 +421,20 @@ def test_shifted_negatives_go_whichever_way_fits():
     expected = {(s, row, 10 * s + 200, 2.0) for s in range(6) for row in range(3)}
     expected |= {(s, row, 10 * s - 200, -2.0) for s in range(20, 26) for row in range(3)}
     assert {(r.video_start_frame, r.audio_row, r.audio_start_sample, r.shift_s) for r in recipes} == expected
+
+
+def test_shifted_audio_moves_from_the_exact_positive_start_and_is_rounded_once():
+    # 0.45 s of audio (45 samples) centred on [s/10, s/10 + 0.5) s starts at s/10 + 0.025 s: sample 10 s + 2.5.
+    # Shifted by 2.004 s (200.4 samples) it starts at 10 s + 202.9 -> 203 (rounding first would give 202);
+    # by -2.004 s at 10 s - 197.9 -> 10 s - 198.
+    spec = spec_with(NegativeMix(easy=0.0, shifted=1.0), audio_seconds=0.45, shift_range_s=(2.004, 2.004))
+    sampler = PairSampler(make_index(ONE_CLIP), spec, seed=0, samples_per_epoch=600)
+    recipes = draw(sampler, 600)
+    expected = {(s, row, 10 * s + 203, 2.004) for s in range(6) for row in range(3)}
+    expected |= {(s, row, 10 * s - 198, -2.004) for s in range(20, 26) for row in range(3)}
+    assert {(r.video_start_frame, r.audio_row, r.audio_start_sample, r.shift_s) for r in recipes} == expected
+    for r in recipes:
+        assert sampler.positive_audio_start_s(r) == pytest.approx(r.video_start_frame / 10 + 0.025, abs=1e-12)
 
 
 def test_shifted_negatives_redraw_the_offset_and_fall_back_only_when_no_draw_fits():
