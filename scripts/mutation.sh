@@ -28,10 +28,10 @@ avts|avssl_core/methods/avts.py|*training_step* *threshold* *track_distances* *p
 avc|avssl_core/methods/avc.py|*training_step* *correspondence_probability* *pair_spec*|tests/test_methods.py tests/test_catches_methods.py
 cmac|avssl_core/methods/cmac.py|*training_step* *evaluation_step* *_instances* *_contrastive* *_within_positive* *_instance_top1* *after_optimizer_step*|tests/test_cmac.py tests/test_catches_methods.py tests/test_catches_cmac.py
 memory_bank|avssl_core/models/memory_bank.py|*|tests/test_cmac.py tests/test_catches_methods.py
-sampling|avssl_core/pretext/sampling.py|*|tests/test_pretext.py
+sampling|avssl_core/pretext/sampling.py|*|tests/test_catches_sampling.py
 windows|avssl_core/pretext/windows.py|*|tests/test_pretext.py tests/test_eval_tasks.py tests/test_localization.py
 curriculum|avssl_core/pretext/spec.py|*|tests/test_pretext.py tests/test_methods.py tests/test_catches_curriculum.py
-expectations|avssl_core/data/expectations.py|*|tests/test_validate.py tests/test_validate_boundaries.py
+expectations|avssl_core/data/expectations.py|*checks* *build_suite* *add_check_columns* *_missing_properties* *_first_copies* *_num* *_failures_by_row* *_raised_exception*|tests/test_catches_expectations.py
 retrieval|avssl_core/eval/retrieval.py|*|tests/test_eval_downstream.py tests/test_catches_retrieval.py
 intervals|avssl_core/eval/intervals.py|*|tests/test_intervals.py tests/test_catches_intervals.py
 localization|avssl_core/eval/localization.py|*binarize* *iou* *success_metrics* *box_mask* *centre_box_map* *crop_box*|tests/test_localization.py tests/test_catches_localization.py
@@ -61,8 +61,10 @@ text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", "", open(path).read())
 text += ("\n[tool.mutmut]\n"
          'source_paths = ["avssl_core"]\n'
          f"only_mutate = {json.dumps([file])}\n"
-         # The end-to-end tests (stage runs, servers) take minutes each: too slow to rerun per mutant.
-         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow", "-q", "-x"]\n'
+         # The end-to-end tests (stage runs, servers) take minutes each: too slow to rerun per mutant. Tests
+         # run in file order (not pytest-randomly's), so a file that puts its fast tests first kills most
+         # mutants before reaching its slow ones (-x stops at the first failure).
+         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-m", "not slow", "-q", "-x"]\n'
          f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n")
 open(path, "w").write(text)
 EOF
