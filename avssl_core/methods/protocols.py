@@ -49,7 +49,7 @@ def held_out_pairs(cfg: Config, method: PretrainMethod, mix: NegativeMix) -> Pai
     index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.val_split)
     sampler = PairSampler(index, fixed_mix(method.pair_spec(), mix), pc.train.seed + VAL_SEED_OFFSET,
                           samples_per_epoch=pc.val_pairs)
-    return PairDataset(sampler, preprocess=method.preprocess(train=False))
+    return PairDataset(sampler, preprocess=method.preprocess(train=False).host)  # the device half: device_transform
 
 
 def per_process_batch_size(cfg: Config, method: PretrainMethod) -> int:
