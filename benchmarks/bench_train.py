@@ -40,10 +40,13 @@ def flops_per_pair(run, batch_size: int) -> float:
 
 
 def step_flops(method, batch: dict) -> int:
-    """Forward + backward FLOPs of one training step of ``method`` on a collated ``batch``."""
+    """Forward + backward FLOPs of one training step of ``method`` on a collated ``batch`` (of the pair
+    dataset's host items: the device half of the data path runs first, and is not counted)."""
     method = method.train()
     device = next(method.parameters()).device
-    batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    batch = method.device_transform({k: v.to(device) if isinstance(v, torch.Tensor) else
+                                     [x.to(device) for x in v] if isinstance(v, list) else v
+                                     for k, v in batch.items()})
     counter = FlopCounterMode(display=False)
     with counter:
         out = method.training_step(batch)

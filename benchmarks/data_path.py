@@ -2,19 +2,28 @@
 CPU core prepares per second, how long the training device takes per batch, and so how many cores an H100
 needs to stay busy.
 
-    .venv/bin/python benchmarks/data_path.py --make-clips /tmp/avssl-data-path --json data_path.json
+    .venv/bin/python benchmarks/data_path.py --make-clips /tmp/avssl-data-path --compare-unsplit --json data_path.json
     .venv/bin/python benchmarks/data_path.py --clips 128=data/clips/index.csv --presets tiny
+    .venv/bin/python benchmarks/data_path.py --make-clips /tmp/avssl-data-path --flops-json data_path.json
 
-CPU side: the pair dataset's ``__getitem__`` with the preset's training ``preprocess`` (decode, crop, resize,
-flip, normalise, spectrogram), in this process on one thread (``torch.set_num_threads(1)``), over
-``--samples`` items in a seeded random order after two warm-up items: samples/s per core, counted against
-this process's CPU time, so that other jobs sharing the core do not lower it (samples per wall second are
-reported too).
-Device side: the method's forward + backward on one collated batch on the available device (CUDA with bf16
-autocast, else the CPU in fp32 on torch's default threads; the output names which): seconds per batch.
+``--flops-json`` takes the FLOPs per pair from an earlier run's JSON and skips the model's forward +
+backward, which takes minutes per paper preset on a CPU (the data path, not the model, is what changes).
+
+CPU side: the pair dataset's ``__getitem__`` with the host half of the preset's training transform
+(``method.preprocess(train=True).host``: decode, draw the augmentations, cut the uint8 crop, fit the
+waveform), as the pretrain stage's DataLoader workers run it, in this process on one thread
+(``torch.set_num_threads(1)``), over ``--samples`` items in a seeded random order after two warm-up items:
+samples/s per core, counted against this process's CPU time, so that other jobs sharing the core do not
+lower it (samples per wall second are reported too). For comparison, the same items through the whole
+per-sample transform (host and device halves on one sample, on the CPU: what the workers did before the
+split) give "unsplit" samples/s per core.
+Device side, on one collated batch on the available device (CUDA with bf16 autocast for the model, else the
+CPU in fp32 on torch's default threads; the output names which): seconds per batch of the device half of
+the data path (``method.device_transform``: resize, flip, jitter, normalisation, spectrograms, SpecAugment,
+in fp32) and of the model's forward + backward.
 FLOPs per pair: counted by torch.utils.flop_counter on that batch (bench_train.step_flops, the figure the
 README's GFLOP-per-pair column comes from). Cores per H100 = pairs/s an H100 consumes at 30% MFU
-(0.3 x 989 TFLOP/s dense bf16 = 297 TFLOP/s, / FLOPs per pair) / samples/s per core.
+(0.3 x 989 TFLOP/s dense bf16 = 297 TFLOP/s, / FLOPs per pair) / samples/s per core of the CPU side.
 
 Each preset reads clips whose short side is at least its own ``short_side`` (the smallest such set given),
 so nothing is upsampled; a preset with no such clips is listed as skipped. ``--make-clips DIR`` synthesizes
@@ -101,14 +110,39 @@ def cpu_side(dataset: PairDataset, samples: int) -> tuple[float, float, int]:
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    def move(v):
+        if isinstance(v, list):
+            return [x.to(device, non_blocking=True) for x in v]
+        return v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+    return {k: move(v) for k, v in batch.items()}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def transform_side(method, host_batch: dict, device: torch.device, repeats: int) -> tuple[dict, float, float]:
+    """The device half of the data path on ``host_batch``: (the model inputs, wall seconds per batch, this
+    process's CPU seconds per batch), means of ``max(repeats, 1)`` after one warm-up. On the CPU the CPU
+    seconds are the figure that other jobs sharing the cores do not inflate."""
+    method = method.to(device).train()
+    batch = method.device_transform(to_device(host_batch, device))  # warm-up: device copies of filterbanks
+    wall, cpu = [], []
+    for _ in range(max(repeats, 1)):
+        _synchronize(device)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        batch = method.device_transform(to_device(host_batch, device))
+        _synchronize(device)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+    return batch, float(np.mean(wall)), float(np.mean(cpu))
 
 
 def device_side(method, batch: dict, device: torch.device, repeats: int) -> tuple[float, int]:
-    """Seconds per forward + backward on ``batch`` (mean of ``repeats`` after one warm-up), and the
-    step's FLOPs (counted on the warm-up step)."""
+    """Seconds per forward + backward on ``batch`` (model inputs, on ``device``; mean of ``repeats`` after
+    one warm-up), and the step's FLOPs (counted on the warm-up step)."""
     method = method.to(device).train()
-    batch = to_device(batch, device)
     flops = step_flops(method, batch)  # also the warm-up
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
@@ -128,7 +162,8 @@ def device_side(method, batch: dict, device: torch.device, repeats: int) -> tupl
 
 
 def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: int, device: torch.device,
-            device_batch: int | None, repeats: int) -> dict:
+            device_batch: int | None, repeats: int, compare_unsplit: bool = False,
+            known_flops: dict[tuple[str, str], float] | None = None) -> dict:
     torch.manual_seed(SEED)
     method = build_method(name, preset)
     needed = int(method.hparams.get("short_side", 0))
@@ -141,34 +176,48 @@ def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: i
         # AVTS's Z-norm statistics, from a few pairs (the stage uses 20%; the work per sample is the same).
         method.fit_normalization(PairDataset(PairSampler(index, method.pair_spec(), SEED, samples_per_epoch=4)),
                                  fraction=1.0, seed=SEED)
-    dataset = PairDataset(sampler, preprocess=method.preprocess(train=True))
+    transform = method.preprocess(train=True)
+    dataset = PairDataset(sampler, preprocess=transform.host)
     per_wall_s, per_core, failed = cpu_side(dataset, samples)
+    unsplit = cpu_side(PairDataset(sampler, preprocess=transform), samples)[1] if compare_unsplit else None
     batch_size = device_batch or (int(method.hparams["batch_size"]) if device.type == "cuda" else 2)
     items = [item for item in (dataset[i] for i in range(batch_size)) if isinstance(item, dict)]
-    batch = collate_skipping_failures(items)
-    batch.pop("_failed", None)
-    seconds, flops = device_side(method, batch, device, repeats)
-    per_pair = flops / len(items)
+    host_batch = collate_skipping_failures(items)
+    host_batch.pop("_failed", None)
+    batch, transform_s, transform_cpu_s = transform_side(method, host_batch, device, repeats)
+    if known_flops is None:
+        seconds, flops = device_side(method, batch, device, repeats)
+        per_pair = flops / len(items)
+    else:  # the model's step is not run: its FLOPs per pair come from an earlier run of this benchmark
+        seconds, per_pair = None, known_flops[(name, preset)]
     needed_pairs = TARGET_MFU * H100_BF16_FLOPS / per_pair
     return {**row, "clips": index.source, "clips_short_side": stored_short_side(index),
             "cpu_samples": samples, "cpu_failed": failed, "cpu_samples_per_wall_s": round(per_wall_s, 2),
             "cpu_samples_per_s_per_core": round(per_core, 2),
-            "device": device.type, "device_batch": len(items), "device_s_per_batch": round(seconds, 4),
-            "device_pairs_per_s": round(len(items) / seconds, 2), "gflop_per_pair": round(per_pair / 1e9, 3),
+            **({"unsplit_cpu_samples_per_s_per_core": round(unsplit, 2)} if unsplit is not None else {}),
+            "device": device.type, "device_batch": len(items),
+            "device_transform_s_per_batch": round(transform_s, 4),
+            "device_transform_cpu_s_per_batch": round(transform_cpu_s, 4),
+            "device_s_per_batch": None if seconds is None else round(seconds, 4),
+            "device_pairs_per_s": None if seconds is None else round(len(items) / seconds, 2),
+            "gflop_per_pair": round(per_pair / 1e9, 3),
             "h100_pairs_per_s_at_30pct_mfu": round(needed_pairs, 1),
             "cores_per_h100": round(needed_pairs / per_core, 1)}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| method | preset | clips | CPU samples/s per core (per wall s) | device s per batch (batch) | GFLOP per pair "
-             "| H100 pairs/s at 30% MFU | cores per H100 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| method | preset | clips | CPU side samples/s per core (per wall s) | unsplit samples/s per core "
+             "| device s per batch: transform (CPU time on a CPU) / model (batch) | GFLOP per pair | H100 pairs/s at 30% MFU "
+             "| cores per H100 |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['method']} | {r['preset']} | skipped: {r['skipped']} | | | | | |")
+            lines.append(f"| {r['method']} | {r['preset']} | skipped: {r['skipped']} | | | | | | |")
             continue
+        transform = r["device_transform_cpu_s_per_batch" if r["device"] == "cpu" else "device_transform_s_per_batch"]
         lines.append(f"| {r['method']} | {r['preset']} | {r['clips_short_side']} px | {r['cpu_samples_per_s_per_core']} ({r['cpu_samples_per_wall_s']}) "
-                     f"| {r['device_s_per_batch']} {r['device']} ({r['device_batch']}) | {r['gflop_per_pair']} "
-                     f"| {r['h100_pairs_per_s_at_30pct_mfu']:,} | {r['cores_per_h100']} |")
+                     f"| {r.get('unsplit_cpu_samples_per_s_per_core', '-')} "
+                     f"| {transform} / {r['device_s_per_batch'] or '-'} {r['device']} ({r['device_batch']}) "
+                     f"| {r['gflop_per_pair']} | {r['h100_pairs_per_s_at_30pct_mfu']:,} | {r['cores_per_h100']} |")
     return "\n".join(lines)
 
 
@@ -185,7 +234,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="batch for the device side (default: the preset's on CUDA, 2 on the CPU)")
     parser.add_argument("--repeats", type=int, default=1, help="timed device steps after the warm-up")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--compare-unsplit", action="store_true",
+                        help="also time the whole per-sample transform on the CPU (the data path before the split)")
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument("--flops-json", type=Path,
+                        help="an earlier run's --json: take each preset's GFLOP per pair from it and skip the "
+                             "model's forward + backward (minutes per paper preset on a CPU)")
     args = parser.parse_args(argv)
 
     paths: dict[int, Path] = make_clips(args.make_clips) if args.make_clips else {}
@@ -204,11 +258,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{index.source}: its clips have a {stored_short_side(index)} px short side, not {side}")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
+    known_flops = None
+    if args.flops_json:
+        known_flops = {(r["method"], r["preset"]): r["gflop_per_pair"] * 1e9
+                       for r in json.loads(args.flops_json.read_text())["rows"] if "gflop_per_pair" in r}
     rows = []
     for preset in args.presets:
         for name in args.methods:
             rows.append(measure(name, preset, indexes, samples=args.samples, device=device,
-                                device_batch=args.device_batch, repeats=args.repeats))
+                                device_batch=args.device_batch, repeats=args.repeats,
+                                compare_unsplit=args.compare_unsplit, known_flops=known_flops))
             print(json.dumps(rows[-1]), flush=True)  # a long run shows its progress
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "cpu_threads_device_side": torch.get_num_threads(), "cpu_count": os.cpu_count(),

@@ -17,7 +17,7 @@ def test_data_path_benchmark_runs_on_a_tiny_budget(tiny_clips, tmp_path, repo_ro
     done = subprocess.run(
         [sys.executable, str(repo_root / "benchmarks" / "data_path.py"), "--clips", f"64={tiny_clips}",
          "--presets", "tiny", "paper", "--methods", "avts", "avc", "coattention", "cmac", "--samples", "3",
-         "--device", "cpu", "--json", str(out)],
+         "--compare-unsplit", "--device", "cpu", "--json", str(out)],
         capture_output=True, text=True, timeout=170, cwd=repo_root)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -27,6 +27,8 @@ def test_data_path_benchmark_runs_on_a_tiny_budget(tiny_clips, tmp_path, repo_ro
         tiny = rows[(method, "tiny")]
         assert tiny["cpu_failed"] == 0 and tiny["cpu_samples_per_s_per_core"] > 0 and tiny["cpu_samples_per_wall_s"] > 0
         assert tiny["device"] == "cpu" and tiny["device_batch"] == 2 and tiny["device_s_per_batch"] > 0
+        # the device half of the data path is timed apart from the model, and the unsplit path beside it
+        assert tiny["device_transform_s_per_batch"] > 0 and tiny["unsplit_cpu_samples_per_s_per_core"] > 0
         assert tiny["gflop_per_pair"] > 0
         expected = 0.3 * 989e12 / (tiny["gflop_per_pair"] * 1e9) / tiny["cpu_samples_per_s_per_core"]
         assert tiny["cores_per_h100"] == pytest.approx(expected, rel=0.02)

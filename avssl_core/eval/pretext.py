@@ -35,7 +35,9 @@ def evaluate_pretext(method: PretrainMethod, dataset, *, batch_size: int = 64, n
             tally.failed += len(failed_entries(batch.pop(FAILED_KEY, None)))
             if batch_size_of(batch) == 0:
                 continue
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = method.device_transform({k: v.to(device) if torch.is_tensor(v) else
+                                             [x.to(device) for x in v] if isinstance(v, list) else v
+                                             for k, v in batch.items()})
             out = method.evaluation_step(batch)
             if not tally.add(out):
                 raise ValueError(f"{method.name}: evaluation_step reports no per-pair correctness")

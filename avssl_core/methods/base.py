@@ -1,7 +1,8 @@
 """The interface every pretraining method implements, so one trainer runs them all.
 
 A method owns its encoders, heads and loss, its presets, the pairs it wants (PairSpec) and how a raw
-sample becomes model input (``preprocess``, run in DataLoader workers). The trainer owns everything
+sample becomes model input (``preprocess``: its ``host`` half runs in DataLoader workers, its ``device`` half
+on the training device, see ``device_transform``). The trainer owns everything
 else: devices, precision, DDP, optimisation loop, checkpoints, logging.
 
 Raw sample (what the pair dataset yields before ``preprocess``):
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from avssl_core.pretext.spec import PairSpec
-from avssl_core.transforms.features import PairTransform
+from avssl_core.transforms.features import HOST_FRAMES, PairTransform
 
 
 @dataclass
@@ -82,6 +83,7 @@ class PretrainMethod(nn.Module):
             raise ValueError(f"{self.name}: unknown hyper-parameters {sorted(unknown)}")
         self.preset = preset
         self.hparams: dict[str, Any] = {**self.PRESETS[preset], **overrides}
+        self._device_side: PairTransform | None = None  # built on first use by device_transform
 
     # -- identity, so a checkpoint from another method or an incompatible preset is refused ---------
     def signature(self) -> dict[str, Any]:
@@ -92,9 +94,26 @@ class PretrainMethod(nn.Module):
         raise NotImplementedError
 
     def preprocess(self) -> PairTransform:
-        """A picklable callable: raw sample -> model inputs (runs in DataLoader workers), which names the part
-        of a frame its evaluation preprocessing keeps (``PairTransform.frame_crop``)."""
+        """A picklable callable: raw sample -> model inputs, which names the part of a frame its evaluation
+        preprocessing keeps (``PairTransform.frame_crop``). Its ``host`` half runs in DataLoader workers, its
+        ``device`` half in ``device_transform``."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def device_transform(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The device half of the data path: a collated batch of ``preprocess().host`` items, already moved
+        to the method's device -> model inputs (a batch of ``preprocess()`` outputs is returned as it is).
+        The trainer and pretext evaluation call it after moving each batch. The batch's own draws say what
+        to do (an evaluation batch has none), so one transform serves training and evaluation; the
+        normalisation statistics are the method's buffers (``normalizer``, where it has one)."""
+        if HOST_FRAMES not in batch:
+            return batch
+        if self._device_side is None:
+            self._device_side = self.preprocess(train=True)
+        normalizer = getattr(self, "normalizer", None)
+        stats = None if normalizer is None else {
+            k: getattr(normalizer, k) for k in ("audio_mean", "audio_std", "video_mean", "video_std")}
+        return self._device_side.device(batch, stats)
 
     # -- learning ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor]) -> StepOutput:

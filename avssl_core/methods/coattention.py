@@ -61,12 +61,16 @@ from avssl_core.models.coattention_encoders import (
 )
 from avssl_core.pretext.spec import CurriculumStage, NegativeMix, PairSpec
 from avssl_core.transforms.features import (
+    HOST_AUGMENT,
+    HOST_FRAMES,
+    HOST_WAVEFORM,
     KINETICS_MEAN,
     KINETICS_STD,
     ClipTransform,
-    PairTransform,
+    SplitPairTransform,
     fit_length,
     pair_identity,
+    passed_through,
 )
 
 _COMMON: dict[str, Any] = {
@@ -334,28 +338,36 @@ def _resample_time(x: torch.Tensor, length: int) -> torch.Tensor:
     return F.interpolate(x.transpose(1, 2), size=length, mode="linear", align_corners=False).transpose(1, 2)
 
 
-class WaveformPairPreprocess(PairTransform):
+class WaveformPairPreprocess(SplitPairTransform):
     """Raw sample -> {"video": [3, T, size, size], "audio": [channels, num_samples] raw waveform, ...}.
 
-    Picklable (runs in DataLoader workers). The audio window is trimmed or edge-extended by at most
+    Picklable (``host`` runs in DataLoader workers). The audio window is trimmed or edge-extended by at most
     ``tolerance`` samples of rounding; a larger mismatch or a wrong channel count is an error.
     """
 
     def __init__(self, *, clip: ClipTransform, num_samples: int, channels: int, tolerance: int) -> None:
         self.clip, self.num_samples, self.channels, self.tolerance = clip, num_samples, channels, tolerance
 
-    def __call__(self, sample: dict) -> dict:
+    def host(self, sample: dict) -> dict:
         audio = sample["audio"]
         if audio.dim() != 2 or audio.shape[0] != self.channels:
             raise ValueError(f"coattention: audio must be [{self.channels}, samples] (stereo: the PairSpec asks for "
                              f"{self.channels} channels), got {tuple(audio.shape)}")
         audio = fit_length(audio.float(), self.num_samples, tolerance=self.tolerance)
-        video, flipped = self.clip.apply(sample["video"])
+        frames, augment = self.clip.host(sample["video"])
+        return {HOST_FRAMES: frames, HOST_WAVEFORM: audio.contiguous(), HOST_AUGMENT: augment,
+                **pair_identity(sample)}
+
+    def device(self, batch: dict, stats: dict[str, torch.Tensor] | None = None) -> dict:
+        video = self.clip.device(batch[HOST_FRAMES], batch[HOST_AUGMENT])
+        audio = batch[HOST_WAVEFORM]
+        flipped = [i for i, flip in enumerate(batch[HOST_AUGMENT]["flip"].tolist()) if flip]
         if flipped and self.channels == 2:
             # A mirrored scene is heard mirrored: left and right swap with the frames, so the panning cue
             # the stereo encoder can use still points at the source (Sec. 3.2: stereo input).
-            audio = audio.flip(0)
-        return {"video": video, "audio": audio.contiguous(), **pair_identity(sample)}
+            audio = audio.clone()
+            audio[flipped] = audio[flipped].flip(1)
+        return {**passed_through(batch), "video": video, "audio": audio}
 
     def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
         return self.clip.frame_crop(height, width)

@@ -50,7 +50,9 @@ def held_out_pairs(cfg: Config, method: PretrainMethod, mix: NegativeMix) -> Pai
     index = ClipIndex.from_csv(Path(cfg.paths.clips_dir) / "index.csv", splits=pc.val_split)
     sampler = PairSampler(index, fixed_mix(method.pair_spec(), mix), pc.train.seed + VAL_SEED_OFFSET,
                           samples_per_epoch=pc.val_pairs)
-    return PairDataset(sampler, preprocess=method.preprocess(train=False), frame_store=configured_frames_dir(cfg, pc.val_split))
+    # The host half only: the trainer (or evaluate_pretext) runs the device half, method.device_transform.
+    return PairDataset(sampler, preprocess=method.preprocess(train=False).host,
+                       frame_store=configured_frames_dir(cfg, pc.val_split))
 
 
 def per_process_batch_size(cfg: Config, method: PretrainMethod) -> int:

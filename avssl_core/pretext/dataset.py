@@ -1,4 +1,8 @@
-"""The pair dataset: index -> recipe -> decoded raw sample -> the method's ``preprocess``, in the worker.
+"""The pair dataset: index -> recipe -> decoded raw sample -> ``preprocess``, in the worker.
+
+For training, ``preprocess`` is the host half of the method's transform (``method.preprocess().host``):
+uint8 crops, the waveform and the augmentation draws; the trainer runs the device half on each batch
+(``PretrainMethod.device_transform``). A full transform (evaluation's per-sample path) works too.
 
 Item ``i`` is pair ``i`` of the current epoch (``set_epoch``), or of the epoch given with it when the
 index is an ``(epoch, i)`` pair (ResumableDistributedSampler(with_epoch=True), for persistent workers).
@@ -130,13 +134,25 @@ def collate_skipping_failures(batch: list) -> dict:
     """
     failed = [item for item in batch if isinstance(item, FailedSample) or item is None]
     good = [item for item in batch if isinstance(item, dict)]
-    collated: dict = default_collate(good) if good else {}
+    collated: dict = collate_items(good) if good else {}
     collated[FAILED_KEY] = {
         "num_failed": len(failed),
         "failed": [f.path if f is not None else "?" for f in failed],
         "reasons": [f.reason if f is not None else "dataset returned None" for f in failed],
         "indices": [f.index if f is not None else -1 for f in failed],
     }
+    return collated
+
+
+def collate_items(items: list[dict]) -> dict:
+    """``default_collate``, except that a tensor whose shape differs between items (the host side's uint8
+    crops, whose side depends on the drawn scale) is kept as a list of tensors: they are resized on the
+    device, a group of equal sides at a time."""
+    ragged = {k for k, v in items[0].items()
+              if isinstance(v, torch.Tensor) and any(item[k].shape != v.shape for item in items[1:])}
+    collated = default_collate([{k: v for k, v in item.items() if k not in ragged} for item in items])
+    for key in ragged:
+        collated[key] = [item[key] for item in items]
     return collated
 
 

@@ -168,10 +168,11 @@ def prepare_pretraining(cfg: Config, name: str, preset: str) -> PreparedRun:
     sampler = PairSampler(index, spec, pc.train.seed, samples_per_epoch=pairs_per_clip(cfg, method) * len(index))
     # Input statistics (Z-normalisation) from a random 20% of the training pairs (AVTS Sec. 3.1); they are
     # buffers of the method, so they travel in checkpoints and in model.pt. A method without any fits none.
-    frames = configured_frames_dir(cfg)
+    frames = configured_frames_dir(cfg, pc.train_split)
     method.fit_normalization(PairDataset(sampler, frame_store=frames), fraction=0.2, seed=pc.train.seed)
-    train_set = PairDataset(sampler, preprocess=method.preprocess(train=True), video_decoder=pc.train.video_decoder,
-                            frame_store=frames)
+    # The workers decode and draw (the host half); the trainer finishes each batch on the device.
+    train_set = PairDataset(sampler, preprocess=method.preprocess(train=True).host,
+                            video_decoder=pc.train.video_decoder, frame_store=frames)
     val_set = held_out_pairs(cfg, method, PROTOCOLS["easy"])
     tcfg = trainer_config(cfg, method, len(train_set))
     method_dir = Path(pc.out_dir) / name

@@ -419,15 +419,23 @@ class _Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Move the batch's tensors (and lists of them: crops of differing sides) to the device, run the
+        method's device half of the data path there (crop resize, flip, normalisation, spectrograms,
+        SpecAugment, in full precision: outside autocast), then lay 5-D clips out channels-last."""
         def move(value: Any) -> Any:
+            if isinstance(value, list) and value and all(isinstance(v, torch.Tensor) for v in value):
+                return [v.to(self.device, non_blocking=True) for v in value]
             if not isinstance(value, torch.Tensor):
-                return value
-            value = value.to(self.device, non_blocking=True)
-            if self.channels_last and value.dim() == 5:
-                value = value.contiguous(memory_format=torch.channels_last_3d)
+                return value  # including the host's augmentation draws (a dict): read on the CPU
+            return value.to(self.device, non_blocking=True)
+
+        def layout(value: Any) -> Any:
+            if self.channels_last and isinstance(value, torch.Tensor) and value.dim() == 5:
+                return value.contiguous(memory_format=torch.channels_last_3d)
             return value
 
-        return {key: move(value) for key, value in batch.items()}
+        batch = self.method.device_transform({key: move(value) for key, value in batch.items()})
+        return {key: layout(value) for key, value in batch.items()}
 
     # -- logging ----------------------------------------------------------------------------------
     def _reset_window(self) -> None:

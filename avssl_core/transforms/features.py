@@ -6,6 +6,7 @@ Everything here that runs in DataLoader workers is a small picklable class (no l
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -48,7 +49,26 @@ def fit_length(audio: torch.Tensor, num_samples: int, *, tolerance: int) -> torc
     return F.pad(audio.unsqueeze(0), (0, num_samples - have), mode="replicate").squeeze(0)
 
 
-class LogMelFilterbank:
+class _AudioFeatures:
+    """What the two feature transforms share: ``batch`` runs the torchaudio transform on a batch wherever it
+    lives, with one copy of the transform (its window and filterbank) per device."""
+
+    transform: nn.Module
+
+    def on(self, device: torch.device) -> nn.Module:
+        if device.type == "cpu":
+            return self.transform
+        copies = self.__dict__.setdefault("_copies", {})
+        if str(device) not in copies:
+            copies[str(device)] = copy.deepcopy(self.transform).to(device)
+        return copies[str(device)]
+
+    def __getstate__(self) -> dict:
+        # Device copies stay in the process that made them (DataLoader workers need only the CPU one).
+        return {k: v for k, v in self.__dict__.items() if k != "_copies"}
+
+
+class LogMelFilterbank(_AudioFeatures):
     """AVTS audio features (AVTS Sec. 3.1): log energies of 40 mel filters over an FFT of 1024 points,
     20 ms windows every 10 ms. Returns [1, frames, bands] (time first, the VGG net's layout).
 
@@ -76,8 +96,17 @@ class LogMelFilterbank:
         mel = self.transform(mono(audio).float())  # [1, bands, frames]
         return torch.log(mel.clamp_min(LOG_FLOOR)).transpose(1, 2).contiguous()
 
+    def batch(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """[B, 1, S] mono waveforms -> [B, 1, frames, bands], on the waveforms' device."""
+        transform = self.on(waveforms.device)
+        power = transform.spectrogram(waveforms.float())  # [B, 1, freq, frames]: the FFTs as one batch
+        # The mel projection item by item: one GEMM over the whole batch rounds some bands differently (in
+        # the last bit, e.g. CMAC paper's 257 bands) from the per-item product the samples have always had.
+        mel = torch.stack([transform.mel_scale(p) for p in power])  # [B, 1, bands, frames]
+        return torch.log(mel.clamp_min(LOG_FLOOR)).transpose(-1, -2).contiguous()
 
-class LogSpectrogram:
+
+class LogSpectrogram(_AudioFeatures):
     """AVC audio features: log power spectrogram [1, freq, frames] of 1 s of audio. The AVC paper
     (Sec. II) says only "1-second audio segments" fed as a spectrogram; the settings follow its
     references (L3-Net / Objects that Sound: a 257-bin log spectrogram, about 100 frames per second):
@@ -100,6 +129,10 @@ class LogSpectrogram:
 
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:
         return torch.log(self.transform(mono(audio).float()).clamp_min(LOG_FLOOR))
+
+    def batch(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """[B, 1, S] mono waveforms -> [B, 1, freq, frames], on the waveforms' device."""
+        return torch.log(self.on(waveforms.device)(waveforms.float()).clamp_min(LOG_FLOOR))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,7 +246,45 @@ class FeatureNormalizer(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# Video
+# The split at the device boundary
+#
+# A pair transform runs in two halves. ``host`` runs per sample in the DataLoader worker, under the pair
+# dataset's per-item seeded RNG: it draws every augmentation parameter (crop box, flip, colour jitter,
+# SpecAugment masks), cuts the crop out of the uint8 frames (a copy of bytes, which also shrinks what
+# travels to the device) and fits the waveform to its length. ``device`` runs on a collated batch wherever
+# the batch is (the training device; the CPU without one): resize, flip, jitter, normalisation,
+# spectrograms and SpecAugment, batched, from the drawn parameters alone, so a sample depends only on
+# (seed, epoch, index), as before the split. The trainer calls it through ``PretrainMethod.device_transform``.
+
+HOST_FRAMES = "frames"  # uint8 crops [T, side, side, 3] per item (a list when their sides differ)
+HOST_WAVEFORM = "waveform"  # float32 [C, S] per item, already of the model's length
+HOST_AUGMENT = "augment"  # {name: tensor} of drawn parameters; stays on the CPU (the trainer moves only tensors)
+HOST_KEYS = (HOST_FRAMES, HOST_WAVEFORM, HOST_AUGMENT)
+# Colour jitter draw: applied (0/1), the order of the four adjustments, their four factors (NaN: that
+# adjustment is off, as ColorJitter.get_params returns None for it).
+JITTER_SLOTS = 9
+_JITTER_OPS = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+
+
+def batch_of_one(item: dict) -> dict:
+    """A host item as a batch of one (tensors get a leading axis; other values stay as they are)."""
+    return {k: (v.unsqueeze(0) if isinstance(v, torch.Tensor) else batch_of_one(v) if isinstance(v, dict) else v)
+            for k, v in item.items()}
+
+
+def passed_through(batch: dict) -> dict:
+    """What the device side hands on unchanged: everything but the host's frames, waveform and draws."""
+    return {k: v for k, v in batch.items() if k not in HOST_KEYS}
+
+
+def color_jitter(frames: torch.Tensor, draw: Sequence[float]) -> torch.Tensor:
+    """[T, 3, H, W] in [0, 1]: one drawn ColorJitter (see ``ClipTransform.draw_jitter``) applied to every
+    frame (frames are a batch to torchvision's functional ops)."""
+    factors = draw[5:9]
+    for fn in (int(v) for v in draw[1:5]):
+        if not math.isnan(factors[fn]):
+            frames = _JITTER_OPS[fn](frames, factors[fn])
+    return frames
 
 
 class ClipTransform:
@@ -232,6 +303,9 @@ class ClipTransform:
     every frame gets the same adjustment. The draws come from torch's RNG after the crop's and flip's,
     which the pair dataset seeds per (seed, epoch, index): a sample stays exact, and transforms
     without jitter draw what they drew before.
+
+    ``host`` (CPU) draws and crops; ``device`` (batched, on any device) does the rest; ``apply`` is both on
+    one clip.
     """
 
     def __init__(self, *, short_side: int, size: int, train: bool, mean: torch.Tensor,
@@ -246,14 +320,21 @@ class ClipTransform:
         # ColorJitter checks the ranges (e.g. hue <= 0.5) and turns each strength into its factor range.
         self.jitter = ColorJitter(*color_jitter) if color_jitter is not None else None
         self.jitter_p = float(color_jitter_p)
-        self.mean = mean.reshape(3, 1, 1, 1).float()
-        self.std = std.reshape(3, 1, 1, 1).float()
+        self.mean = mean.reshape(3).float()
+        self.std = std.reshape(3).float()
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         return self.apply(video)[0]
 
     def apply(self, video: torch.Tensor) -> tuple[torch.Tensor, bool]:
         """(the transformed clip, whether it was flipped): a stereo preprocess swaps its channels then."""
+        crop, augment = self.host(video)
+        clip = self.device(crop.unsqueeze(0), batch_of_one(augment))
+        return clip[0], bool(augment["flip"])
+
+    def host(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """CPU side: the uint8 crop [T, side, side, 3] and the draws {"flip": bool, "jitter": [9]}, drawn from
+        torch's RNG in this order: scale, top, left, flip, then the jitter's (when it has one)."""
         if video.dim() != 4 or video.shape[-1] != 3 or video.dtype != torch.uint8:
             raise ValueError(f"video must be uint8 [T, H, W, 3], got {video.dtype} {tuple(video.shape)}")
         _, h, w, _ = video.shape
@@ -266,39 +347,62 @@ class ClipTransform:
         else:
             top, left, side, _ = self.frame_crop(h, w)
             flip = False
-        x = video[:, top:top + side, left:left + side].permute(0, 3, 1, 2).float().div_(255.0)
-        if side != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                              antialias=side > self.size)
-        if flip:
-            x = x.flip(-1)
+        jitter = torch.zeros(JITTER_SLOTS, dtype=torch.float64)
         if self.train and self.jitter is not None and bool(torch.rand(()).item() < self.jitter_p):
-            x = self._color_jitter(x)
-        x = x.permute(1, 0, 2, 3)  # [3, T, size, size]
-        return ((x - self.mean) / self.std).contiguous(), flip
+            jitter = self.draw_jitter()
+        crop = video[:, top:top + side, left:left + side].contiguous()
+        return crop, {"flip": torch.tensor(flip), "jitter": jitter}
+
+    def draw_jitter(self) -> torch.Tensor:
+        """One ColorJitter draw as [applied=1, order x4, factors x4] (float64 holds the float32 draws exactly)."""
+        j = self.jitter
+        order, *factors = ColorJitter.get_params(j.brightness, j.contrast, j.saturation, j.hue)
+        return torch.tensor([1.0, *order.tolist(), *(math.nan if f is None else f for f in factors)],
+                            dtype=torch.float64)
+
+    def device(self, crops: torch.Tensor | Sequence[torch.Tensor], augment: dict[str, torch.Tensor], *,
+               mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> torch.Tensor:
+        """Device side: the host's crops (stacked, or a list when their sides differ) and draws -> [B, 3, T,
+        size, size] on the crops' device. Crops of one side are resized as one batch; ``mean``/``std``
+        (default: this transform's) may already live on that device (the method's buffers)."""
+        flips = augment["flip"].tolist()
+        jitters = augment["jitter"].tolist()
+        device = crops[0].device
+        mean = (self.mean if mean is None else mean).to(device).reshape(1, 3, 1, 1, 1).float()
+        std = (self.std if std is None else std).to(device).reshape(1, 3, 1, 1, 1).float()
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i in range(len(crops)):
+            groups.setdefault(tuple(crops[i].shape), []).append(i)
+        out: torch.Tensor | None = None
+        for shape, rows in groups.items():
+            stacked = crops if len(groups) == 1 and isinstance(crops, torch.Tensor) else torch.stack(
+                [crops[i] for i in rows])
+            frames, side = shape[0], shape[1]
+            # [N*T, 3, side, side] in channels-last order, as the per-clip path has always interpolated it.
+            x = stacked.reshape(-1, side, side, 3).permute(0, 3, 1, 2).float().div_(255.0)
+            if side != self.size:
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                  antialias=side > self.size)
+            x = x.reshape(len(rows), frames, 3, self.size, self.size)
+            for k, i in enumerate(rows):
+                if flips[i]:
+                    x[k] = x[k].flip(-1)
+                if jitters[i][0]:
+                    x[k] = color_jitter(x[k], jitters[i])
+            x = ((x.permute(0, 2, 1, 3, 4) - mean) / std).contiguous()  # [N, 3, T, size, size]
+            if len(groups) == 1:
+                return x
+            if out is None:
+                out = x.new_empty((len(crops), *x.shape[1:]))
+            out[rows] = x
+        assert out is not None, "no crops"
+        return out
 
     def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(top, left, height, width) in frame pixels of the evaluation crop: the centre square that is
         ``size`` pixels after the short side is resized to ``short_side``."""
         side = min(round(self.size * (min(height, width) / self.short_side)), height, width)
         return (height - side) // 2, (width - side) // 2, side, side
-
-    def _color_jitter(self, frames: torch.Tensor) -> torch.Tensor:
-        """[T, 3, H, W] in [0, 1]: one ColorJitter draw applied to every frame (frames are a batch to
-        torchvision's functional ops)."""
-        j = self.jitter
-        order, brightness, contrast, saturation, hue = ColorJitter.get_params(
-            j.brightness, j.contrast, j.saturation, j.hue)
-        for fn in order.tolist():
-            if fn == 0 and brightness is not None:
-                frames = TF.adjust_brightness(frames, brightness)
-            elif fn == 1 and contrast is not None:
-                frames = TF.adjust_contrast(frames, contrast)
-            elif fn == 2 and saturation is not None:
-                frames = TF.adjust_saturation(frames, saturation)
-            elif fn == 3 and hue is not None:
-                frames = TF.adjust_hue(frames, hue)
-        return frames
 
 
 # --------------------------------------------------------------------------------------------------
@@ -315,17 +419,44 @@ def pair_identity(sample: dict) -> dict[str, int]:
 class PairTransform:
     """What a method's ``preprocess()`` returns: a picklable callable, raw sample -> model inputs, which also
     says what part of a frame its evaluation preprocessing keeps (``frame_crop``), so that localization can
-    map a ground-truth box into what the network sees. The default keeps the whole frame."""
+    map a ground-truth box into what the network sees. The default keeps the whole frame.
+
+    ``host`` is the half that runs in DataLoader workers, ``device`` the half that runs on a collated batch
+    on the training device (see "The split at the device boundary" above). A transform that is not split
+    does everything in ``host`` (``__call__``) and nothing in ``device``."""
 
     def __call__(self, sample: dict) -> dict:
         raise NotImplementedError
+
+    def host(self, sample: dict) -> dict:
+        return self(sample)
+
+    def device(self, batch: dict, stats: dict[str, torch.Tensor] | None = None) -> dict:
+        """A collated batch of ``host`` outputs -> model inputs; ``stats``: normalisation statistics to use
+        instead of the transform's own copies (the method's buffers, already on the batch's device)."""
+        return batch
 
     def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
         """(top, left, height, width) in frame pixels of the region the evaluation preprocessing keeps."""
         return 0, 0, height, width
 
 
-class PairPreprocess(PairTransform):
+class SplitPairTransform(PairTransform):
+    """A transform split at the device boundary: one sample is ``device`` on the batch of one ``host`` item,
+    so evaluation's per-sample path runs the same code as training's batches."""
+
+    def __call__(self, sample: dict) -> dict:
+        out = self.device(batch_of_one(self.host(sample)))
+        return {k: (v[0] if isinstance(v, torch.Tensor) and k in ("video", "audio") else v) for k, v in out.items()}
+
+    def host(self, sample: dict) -> dict:
+        raise NotImplementedError
+
+    def device(self, batch: dict, stats: dict[str, torch.Tensor] | None = None) -> dict:
+        raise NotImplementedError
+
+
+class PairPreprocess(SplitPairTransform):
     """Raw sample (see avssl_core.methods.base) -> {"video", "audio", "label", "kind", "index", "clip"}.
 
     Holds CPU copies of the normalisation statistics, so it works unchanged in DataLoader worker
@@ -339,23 +470,32 @@ class PairPreprocess(PairTransform):
                  single_frame: bool) -> None:
         self.clip, self.audio_features = clip, audio_features
         self.num_samples, self.single_frame = num_samples, single_frame
-        shape = [1, 1, 1]
-        shape[band_dim] = -1
-        self.audio_mean = audio_mean.reshape(shape).float()
-        self.audio_std = audio_std.reshape(shape).float()
+        self.band_dim = band_dim
+        self.audio_mean, self.audio_std = audio_mean.float(), audio_std.float()
 
-    def __call__(self, sample: dict) -> dict:
+    def host(self, sample: dict) -> dict:
         video = sample["video"]
         if self.single_frame:
             middle = video.shape[0] // 2
-            video = self.clip(video[middle:middle + 1])[:, 0]
-        else:
-            video = self.clip(video)
+            video = video[middle:middle + 1]
+        frames, augment = self.clip.host(video)
         # Up to half a feature step of rounding in the window length is absorbed; more is an error.
-        audio = fit_length(mono(sample["audio"]), self.num_samples,
-                           tolerance=self.audio_features.hop // 2)
-        audio = (self.audio_features(audio) - self.audio_mean) / self.audio_std
-        return {"video": video, "audio": audio, **pair_identity(sample)}
+        waveform = fit_length(mono(sample["audio"]), self.num_samples, tolerance=self.audio_features.hop // 2)
+        return {HOST_FRAMES: frames, HOST_WAVEFORM: waveform.float().contiguous(), HOST_AUGMENT: augment,
+                **pair_identity(sample)}
+
+    def device(self, batch: dict, stats: dict[str, torch.Tensor] | None = None) -> dict:
+        stats = stats or {}
+        video = self.clip.device(batch[HOST_FRAMES], batch[HOST_AUGMENT], mean=stats.get("video_mean"),
+                                 std=stats.get("video_std"))
+        if self.single_frame:
+            video = video[:, :, 0].contiguous()
+        features = self.audio_features.batch(batch[HOST_WAVEFORM])
+        shape = [1, 1, 1, 1]
+        shape[self.band_dim] = -1
+        mean = stats.get("audio_mean", self.audio_mean).to(features.device).reshape(shape)
+        std = stats.get("audio_std", self.audio_std).to(features.device).reshape(shape)
+        return {**passed_through(batch), "video": video, "audio": (features - mean) / std}
 
     def frame_crop(self, height: int, width: int) -> tuple[int, int, int, int]:
         return self.clip.frame_crop(height, width)
