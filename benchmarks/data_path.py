@@ -5,6 +5,11 @@ needs to stay busy.
     .venv/bin/python benchmarks/data_path.py --make-clips /tmp/avssl-data-path --compare-unsplit --json data_path.json
     .venv/bin/python benchmarks/data_path.py --clips 128=data/clips/index.csv --presets tiny
     .venv/bin/python benchmarks/data_path.py --make-clips /tmp/avssl-data-path --flops-json data_path.json
+    .venv/bin/python benchmarks/data_path.py --make-clips /tmp/avssl-data-path --frames store --flops-json data_path.json
+
+``--frames store`` reads the frames from the frame store beside each clip index (``<clips_dir>_frames``,
+which the segment stage writes and training reads; avssl_core/data/frame_store.py) instead of decoding the
+mp4s, as the pretrain stage does by default; ``--frames mp4`` (the default here) times the decoder.
 
 ``--flops-json`` takes the FLOPs per pair from an earlier run's JSON and skips the model's forward +
 backward, which takes minutes per paper preset on a CPU (the data path, not the model, is what changes).
@@ -47,6 +52,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import step_flops  # noqa: E402  (a sibling script, not a package)
 
+from avssl_core.data.frame_store import frames_dir_of  # noqa: E402
 from avssl_core.methods.registry import METHODS, build_method  # noqa: E402
 from avssl_core.pretext.clip_index import ClipIndex  # noqa: E402
 from avssl_core.pretext.dataset import PairDataset, collate_skipping_failures  # noqa: E402
@@ -72,15 +78,16 @@ def make_clips(root: Path, short_sides: tuple[int, ...] = (128, 256), *, videos:
             f"synth.num_videos={videos}", f"synth.duration_s={seconds}", f"synth.width={max(short_sides)}",
             f"synth.height={max(short_sides)}",
             *[f"{stage}.workers={workers}" for stage in ("synth", "acquire", "validate", "segment")],
-            "segment.clip_seconds=10.0", "pretrain.val_split=train", "evaluate.split=train"]
+            "segment.clip_seconds=10.0", "pretrain.val_split=train", "evaluate.split=train",
+            "segment.frame_store_splits=[]"]  # every split's clips in the frame store (--frames store)
     indexes = {side: root / f"clips{side}" / "index.csv" for side in short_sides}
-    if all(path.is_file() for path in indexes.values()):
+    if all(path.is_file() and frames_dir_of(path.parent).is_dir() for path in indexes.values()):
         return indexes
     cfg = load_config(None, [*base, f"paths.clips_dir={root / 'clips'}"])
     run_acquire(cfg)
     run_validate(cfg)
     for side, index in indexes.items():
-        if not index.is_file():
+        if not index.is_file() or not frames_dir_of(index.parent).is_dir():  # a rerun only builds the store
             run_segment(load_config(None, [*base, f"paths.clips_dir={index.parent}", f"segment.short_side={side}"]))
     return indexes
 
@@ -163,7 +170,7 @@ def device_side(method, batch: dict, device: torch.device, repeats: int) -> tupl
 
 def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: int, device: torch.device,
             device_batch: int | None, repeats: int, compare_unsplit: bool = False,
-            known_flops: dict[tuple[str, str], float] | None = None) -> dict:
+            known_flops: dict[tuple[str, str], float] | None = None, frames: str = "mp4") -> dict:
     torch.manual_seed(SEED)
     method = build_method(name, preset)
     needed = int(method.hparams.get("short_side", 0))
@@ -177,9 +184,14 @@ def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: i
         method.fit_normalization(PairDataset(PairSampler(index, method.pair_spec(), SEED, samples_per_epoch=4)),
                                  fraction=1.0, seed=SEED)
     transform = method.preprocess(train=True)
-    dataset = PairDataset(sampler, preprocess=transform.host)
+    store = frames_dir_of(Path(index.source).parent) if frames == "store" else None
+    if store is not None and not store.is_dir():
+        raise SystemExit(f"--frames store: {index.source} has no frame store ({store}); run `avssl segment` with "
+                         f"segment.frame_store=true for those clips, or use --make-clips")
+    dataset = PairDataset(sampler, preprocess=transform.host, frame_store=store)
     per_wall_s, per_core, failed = cpu_side(dataset, samples)
-    unsplit = cpu_side(PairDataset(sampler, preprocess=transform), samples)[1] if compare_unsplit else None
+    unsplit = (cpu_side(PairDataset(sampler, preprocess=transform, frame_store=store), samples)[1]
+               if compare_unsplit else None)
     batch_size = device_batch or (int(method.hparams["batch_size"]) if device.type == "cuda" else 2)
     items = [item for item in (dataset[i] for i in range(batch_size)) if isinstance(item, dict)]
     host_batch = collate_skipping_failures(items)
@@ -191,7 +203,7 @@ def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: i
     else:  # the model's step is not run: its FLOPs per pair come from an earlier run of this benchmark
         seconds, per_pair = None, known_flops[(name, preset)]
     needed_pairs = TARGET_MFU * H100_BF16_FLOPS / per_pair
-    return {**row, "clips": index.source, "clips_short_side": stored_short_side(index),
+    return {**row, "clips": index.source, "clips_short_side": stored_short_side(index), "frames": frames,
             "cpu_samples": samples, "cpu_failed": failed, "cpu_samples_per_wall_s": round(per_wall_s, 2),
             "cpu_samples_per_s_per_core": round(per_core, 2),
             **({"unsplit_cpu_samples_per_s_per_core": round(unsplit, 2)} if unsplit is not None else {}),
@@ -206,7 +218,7 @@ def measure(name: str, preset: str, indexes: dict[int, ClipIndex], *, samples: i
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| method | preset | clips | CPU side samples/s per core (per wall s) | unsplit samples/s per core "
+    lines = ["| method | preset | clips (frames from) | CPU side samples/s per core (per wall s) | unsplit samples/s per core "
              "| device s per batch: transform (CPU time on a CPU) / model (batch) | GFLOP per pair | H100 pairs/s at 30% MFU "
              "| cores per H100 |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -214,7 +226,7 @@ def table(rows: list[dict]) -> str:
             lines.append(f"| {r['method']} | {r['preset']} | skipped: {r['skipped']} | | | | | | |")
             continue
         transform = r["device_transform_cpu_s_per_batch" if r["device"] == "cpu" else "device_transform_s_per_batch"]
-        lines.append(f"| {r['method']} | {r['preset']} | {r['clips_short_side']} px | {r['cpu_samples_per_s_per_core']} ({r['cpu_samples_per_wall_s']}) "
+        lines.append(f"| {r['method']} | {r['preset']} | {r['clips_short_side']} px ({r['frames']}) | {r['cpu_samples_per_s_per_core']} ({r['cpu_samples_per_wall_s']}) "
                      f"| {r.get('unsplit_cpu_samples_per_s_per_core', '-')} "
                      f"| {transform} / {r['device_s_per_batch'] or '-'} {r['device']} ({r['device_batch']}) "
                      f"| {r['gflop_per_pair']} | {r['h100_pairs_per_s_at_30pct_mfu']:,} | {r['cores_per_h100']} |")
@@ -236,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--compare-unsplit", action="store_true",
                         help="also time the whole per-sample transform on the CPU (the data path before the split)")
+    parser.add_argument("--frames", choices=["mp4", "store"], default="mp4",
+                        help="decode the clips' mp4s, or read the frame store beside each clip index (as training does)")
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("--flops-json", type=Path,
                         help="an earlier run's --json: take each preset's GFLOP per pair from it and skip the "
@@ -267,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.methods:
             rows.append(measure(name, preset, indexes, samples=args.samples, device=device,
                                 device_batch=args.device_batch, repeats=args.repeats,
-                                compare_unsplit=args.compare_unsplit, known_flops=known_flops))
+                                compare_unsplit=args.compare_unsplit, known_flops=known_flops, frames=args.frames))
             print(json.dumps(rows[-1]), flush=True)  # a long run shows its progress
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "cpu_threads_device_side": torch.get_num_threads(), "cpu_count": os.cpu_count(),

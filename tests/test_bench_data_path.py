@@ -34,4 +34,26 @@ def test_data_path_benchmark_runs_on_a_tiny_budget(tiny_clips, tmp_path, repo_ro
         assert tiny["cores_per_h100"] == pytest.approx(expected, rel=0.02)
         # 64 px clips are too small for every paper preset (128 or 256 px): skipped, not upsampled
         assert "no clips with a short side >= " in rows[(method, "paper")]["skipped"]
-    assert "| avc | tiny | 64 px |" in done.stdout
+    assert "| avc | tiny | 64 px (mp4) |" in done.stdout
+
+
+def test_data_path_benchmark_reads_the_frame_store_as_training_does(tiny_clips, tmp_path, repo_root):
+    out = tmp_path / "data_path.json"
+    done = subprocess.run(
+        [sys.executable, str(repo_root / "benchmarks" / "data_path.py"), "--clips", f"64={tiny_clips}",
+         "--presets", "tiny", "--methods", "avc", "--samples", "3", "--frames", "store", "--device", "cpu",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=170, cwd=repo_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["frames"] == "store" and row["cpu_failed"] == 0 and row["cpu_samples_per_s_per_core"] > 0
+    assert "| avc | tiny | 64 px (store) |" in done.stdout
+    # No store beside the clips: a clear refusal naming the index, not a silent fallback to decoding.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "index.csv").write_text(tiny_clips.read_text())
+    refused = subprocess.run(
+        [sys.executable, str(repo_root / "benchmarks" / "data_path.py"), "--clips", f"64={bare / 'index.csv'}",
+         "--presets", "tiny", "--methods", "avc", "--samples", "1", "--frames", "store", "--device", "cpu"],
+        capture_output=True, text=True, timeout=170, cwd=repo_root)
+    assert refused.returncode != 0 and "has no frame store" in refused.stderr
