@@ -134,3 +134,25 @@ def _start_server(port: int, timeout_s: float) -> LocalPrefectServer | None:
     text = log.read_text()[-3000:]
     server.stop()
     raise RuntimeError(f"prefect server not healthy after {timeout_s} s:\n{text}")
+
+
+def client_settings(tmp_path_factory):
+    """Generator for a module fixture: the session's local Prefect server, with this process's results and
+    stamps in a temporary folder (``yield from client_settings(tmp_path_factory)``)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    server = local_prefect_server()
+    home = tmp_path_factory.mktemp("prefect-client")
+    with temporary_settings({PREFECT_API_URL: server.url, PREFECT_HOME: home,
+                             PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
+        yield server
+
+
+def stop_worker(worker: subprocess.Popen, log) -> None:
+    """Stop a worker a test started (by its process: terminate, then kill after 30 s), then close its log."""
+    worker.terminate()
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    log.close()

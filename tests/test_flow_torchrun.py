@@ -113,14 +113,9 @@ def test_a_failing_rank_is_named_with_its_last_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory):
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect_server import local_prefect_server
+    from prefect_server import client_settings
 
-    server = local_prefect_server()
-    home = tmp_path_factory.mktemp("prefect-client")
-    with temporary_settings({PREFECT_API_URL: server.url, PREFECT_HOME: home,
-                             PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
-        yield server
+    yield from client_settings(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

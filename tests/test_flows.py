@@ -219,14 +219,9 @@ def test_artifact_builders():
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory):
     """The session's local Prefect server, with this process's results and stamps in a temporary folder."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect_server import local_prefect_server
+    from prefect_server import client_settings
 
-    server = local_prefect_server()
-    home = tmp_path_factory.mktemp("prefect-client")
-    with temporary_settings({PREFECT_API_URL: server.url, PREFECT_HOME: home,
-                             PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
-        yield server
+    yield from client_settings(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
