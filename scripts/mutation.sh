@@ -33,7 +33,9 @@ windows|avssl_core/pretext/windows.py|*|tests/test_pretext.py tests/test_eval_ta
 curriculum|avssl_core/pretext/spec.py|*|tests/test_pretext.py tests/test_methods.py tests/test_catches_curriculum.py
 expectations|avssl_core/data/expectations.py|*checks* *build_suite* *add_check_columns* *_missing_properties* *_first_copies* *_num* *_failures_by_row* *_raised_exception*|tests/test_catches_expectations.py
 retrieval|avssl_core/eval/retrieval.py|*|tests/test_eval_downstream.py tests/test_catches_retrieval.py
-intervals|avssl_core/eval/intervals.py|*|tests/test_intervals.py tests/test_catches_intervals.py
+intervals|avssl_core/eval/intervals.py|*|tests/test_intervals.py tests/test_catches_intervals.py tests/test_catches_statistics.py
+frozen_probe|avssl_core/eval/frozen_probe.py|*|tests/test_frozen_probe.py tests/test_catches_statistics.py
+label_draw|avssl_core/eval/action.py|*labelled_subset*|tests/test_eval_downstream.py tests/test_catches_statistics.py
 localization|avssl_core/eval/localization.py|*binarize* *iou* *success_metrics* *box_mask* *centre_box_map* *crop_box*|tests/test_localization.py tests/test_catches_localization.py
 "
 
