@@ -134,11 +134,12 @@ def test_knn_on_a_zero_feature_and_with_no_training_clips():
 # --- linear probe ---------------------------------------------------------------------------------------
 
 def test_standardised_z_scores_each_column_with_the_training_clips_statistics():
-    train = np.array([[1.0, 5.0, 0.0], [3.0, 5.0, 0.0]])  # column 1 is constant: its scale is 1
-    test = np.array([[2.0, 7.0, 1.0], [5.0, 5.0, 0.0]])
+    # Column 0: mean 3, std 2; column 1: mean 0.5, std 0.5; columns 2 and 3 are constant: their scale is 1.
+    train = np.array([[1.0, 0.0, 5.0, 0.0], [5.0, 1.0, 5.0, 0.0]])
+    test = np.array([[2.0, 2.0, 7.0, 1.0], [9.0, 0.25, 5.0, 0.0]])
     z_train, z_test = standardised(train, test)
-    assert np.array_equal(z_train, [[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
-    assert np.array_equal(z_test, [[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
+    assert np.array_equal(z_train, [[-1.0, -1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    assert np.array_equal(z_test, [[-0.5, 3.0, 2.0, 1.0], [3.0, -0.5, 0.0, 0.0]])
 
 
 def _separable(videos_per_class: int, clips: int, spread: float = 0.0, b_clips: int | None = None):
