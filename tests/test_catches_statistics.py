@@ -110,6 +110,12 @@ def test_knn_keeps_exactly_the_k_most_similar():
     query = np.array([[1.0, 0.0]])
     got = [knn_predict(train, labels, query, k=k, temperature=1.0).tolist() for k in (1, 2, 3, 4)]
     assert got == [["a"], ["a"], ["b"], ["b"]]  # k above the training clips uses them all
+    # The nearest listed anywhere, not first: "b" at cosine 0.8, 0.7 and 0.6, "a" at 0.9 and 0.85 last.
+    # k=1 -> a; k=2 -> a (both a's); k=3 at T = 1: a 2.46 + 2.34 beats b 2.23.
+    train = np.array([_at_cosine(c, 1.0) for c in (0.8, 0.7, 0.6, 0.9, 0.85)])
+    labels = np.array(["b", "b", "b", "a", "a"])
+    got = [knn_predict(train, labels, query, k=k, temperature=1.0).tolist() for k in (1, 2, 3)]
+    assert got == [["a"], ["a"], ["a"]]
 
 
 def test_knn_answers_each_query_from_its_own_row_and_ties_go_to_the_first_class():
@@ -217,6 +223,10 @@ def test_the_final_fit_uses_the_chosen_c_on_every_training_clip():
     assert weak.tolist() == ["a", "a"] and info == {"C": 1e-6, "cv_accuracy": None}
     strong, info = linear_predict(x, y, g, test, FrozenProbeSettings(fixed_c=10.0))
     assert strong.tolist() == ["a", "b"] and info == {"C": 10.0, "cv_accuracy": None}
+    # Standardised before the fit: at a thousandth of the scale the classes are as far apart in z-scores,
+    # whereas on raw features C = 10 could not afford the weight (~1000) that would separate them.
+    small, _ = linear_predict(x * 1e-3, y, g, test * 1e-3, FrozenProbeSettings(fixed_c=10.0))
+    assert small.tolist() == ["a", "b"]
     with pytest.raises(ValueError, match=r"^the linear probe needs training clips of at least 2 classes$"):
         linear_predict(x[:6], y[:6], g[:6], test, FrozenProbeSettings())
 
