@@ -319,6 +319,6 @@ def test_the_few_label_draw_keeps_whole_videos_k_per_class_in_original_order():
     chosen = {a_names[i] for i in rng.choice(4, size=2, replace=False)}
     chosen |= {b_names[i] for i in rng.choice(2, size=2, replace=False)}
     assert {m.group for m in labelled_subset(items, 2, 4)} == chosen
-    # Budgets of one seed are drawn apart: k=1 is not always the first of k=2's videos.
+    # Another seed, another draw.
     firsts = {tuple(sorted(m.group for m in labelled_subset(items, 1, s))) for s in range(8)}
     assert len(firsts) > 1
