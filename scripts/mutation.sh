@@ -21,7 +21,9 @@ DIR=${MUTATION_DIR:-${TMPDIR:-/tmp}/avssl-mutation}
 CHILDREN=${MUTATION_CHILDREN:-2}
 export AVSSL_SHARED_DIR=${AVSSL_SHARED_DIR:-$REPO/../shared} OMP_NUM_THREADS=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-# module | file to mutate | mutant-name patterns (fnmatch; * = the whole file) | covering test files
+# module | file to mutate | mutant-name patterns (fnmatch; * = the whole file) | covering test files (or
+# file::test where the rest of a file cannot run under mutmut, e.g. it needs dvc.yaml, which the mutants
+# folder lacks)
 MODULES="
 losses|avssl_core/losses.py|*|tests/test_methods.py tests/test_cmac.py tests/test_catches_methods.py
 avts|avssl_core/methods/avts.py|*training_step* *threshold* *track_distances* *pair_spec*|tests/test_methods.py tests/test_catches_methods.py
@@ -33,7 +35,9 @@ windows|avssl_core/pretext/windows.py|*|tests/test_pretext.py tests/test_eval_ta
 curriculum|avssl_core/pretext/spec.py|*|tests/test_pretext.py tests/test_methods.py tests/test_catches_curriculum.py
 expectations|avssl_core/data/expectations.py|*checks* *build_suite* *add_check_columns* *_missing_properties* *_first_copies* *_num* *_failures_by_row* *_raised_exception*|tests/test_catches_expectations.py
 retrieval|avssl_core/eval/retrieval.py|*|tests/test_eval_downstream.py tests/test_catches_retrieval.py
-intervals|avssl_core/eval/intervals.py|*|tests/test_intervals.py tests/test_catches_intervals.py
+intervals|avssl_core/eval/intervals.py|*|tests/test_intervals.py tests/test_catches_intervals.py tests/test_catches_statistics.py
+frozen_probe|avssl_core/eval/frozen_probe.py|*|tests/test_frozen_probe.py tests/test_catches_statistics.py
+label_draw|avssl_core/eval/action.py|*labelled_subset*|tests/test_eval_downstream.py::test_labelled_subset_keeps_whole_source_videos_up_to_k_per_class tests/test_catches_statistics.py
 localization|avssl_core/eval/localization.py|*binarize* *iou* *success_metrics* *box_mask* *centre_box_map* *crop_box*|tests/test_localization.py tests/test_catches_localization.py
 "
 
@@ -52,7 +56,7 @@ for name in "${wanted[@]}"; do
     (cd "$REPO" && git ls-files -z | xargs -0 cp --parents -t "$work")
   fi
   present=()
-  for t in $tests; do [ -f "$work/$t" ] && present+=("$t"); done
+  for t in $tests; do [ -f "$work/${t%%::*}" ] && present+=("$t"); done  # a file, or file::test
   # This module's [tool.mutmut] replaces any the copied pyproject.toml has (TOML allows one table).
   "$PY" - "$work/pyproject.toml" "$file" "${present[@]}" <<'EOF'
 import json, re, sys
