@@ -354,8 +354,7 @@ class EvaluateConfig:
     cache_mb: int = 2048  # preprocessed windows kept in memory for reuse (pretrained and scratch runs)
     scratch: bool = True  # also run every task from random initialisation
     bootstrap: int = 1000  # replicates of the 95% bootstrap interval over test source videos
-    tasks: list[str] = field(default_factory=lambda: ["pretext", "frozen", "audio_probe",
-                                                      "retrieval", "localization", "tsne"])
+    tasks: list[str] = field(default_factory=lambda: ["pretext", "frozen", "retrieval", "localization", "tsne"])
     pretext: EvalPretextConfig = field(default_factory=EvalPretextConfig)
     frozen: EvalFrozenConfig = field(default_factory=EvalFrozenConfig)
     action: EvalActionConfig = field(default_factory=EvalActionConfig)

@@ -414,3 +414,22 @@ def test_run_evaluate_end_to_end(tiny_clips, tmp_path):
     shutil.rmtree(tmp_path / "pretrain")
     with pytest.raises(DataError, match="no pretrained model"):
         run_evaluate(cfg, "avc")
+
+
+def test_the_frozen_probes_alone_give_both_t_sne_pictures(tiny_clips, tmp_path):
+    """The default tasks leave the audio probe out (README, Evaluation): the frozen probes' features then
+    give the t-SNE pictures, of the test and training clips, which retrieval and the audio probe would
+    otherwise have given."""
+    from avssl_core.config import load_config
+    from avssl_core.stages.evaluate import run_evaluate
+    from avssl_core.stages.pretrain import run_pretrain
+
+    index_csv = labelled_index(tiny_clips, tmp_path / "clips" / "index.csv")
+    cfg = load_config(None, [*tiny_run_overrides(index_csv, tmp_path), 'evaluate.tasks=["frozen", "tsne"]',
+                             "evaluate.frozen.clips_per_video=1", "evaluate.bootstrap=20", "evaluate.batch_size=8"])
+    run_pretrain(cfg, "avts", "tiny")
+    metrics = run_evaluate(cfg, "avts")
+    assert set(metrics["tasks"]) == {"frozen_video", "frozen_audio"}
+    assert set(metrics["pictures"]) == {"tsne_video", "tsne_audio"}
+    for png in metrics["pictures"].values():
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -59,6 +59,11 @@ class Frozen(EvaluationTask):
                                               qx, [split.test[k].label for k in q_rows], masks, settings)
                 for metric, values in scores.items():
                     correct.setdefault(metric, {})[kind] = values
+                if kind == "pretrained":
+                    # The t-SNE picture of this modality, test then training clips; video retrieval and the
+                    # audio probe, which run later, replace it with theirs when they are selected.
+                    ctx.features[modality] = (np.concatenate([qx, tx]),
+                                              [split.test[k].label for k in q_rows] + [m.label for m in train_items])
             groups, test_files = [split.test[k].group for k in q_rows], [split.test[k].path for k in q_rows]
             skipped = {str(split.test[k].path) for k in {**test_skip, **test_set.failed_items}} | \
                       {str(split.train[k].path) for k in {**train_skip, **train_set.failed_items}}

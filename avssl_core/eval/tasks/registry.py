@@ -1,6 +1,6 @@
 """The evaluation tasks, in the order a run runs them: later tasks reuse what earlier ones decoded and
 computed (the labelled data, the test windows and their features; t-SNE pictures the features that
-retrieval and the audio probe keep)."""
+the frozen probes, retrieval and the audio probe keep)."""
 
 from __future__ import annotations
 

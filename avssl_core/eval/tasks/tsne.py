@@ -1,5 +1,6 @@
 """tsne: t-SNE pictures of the pretrained model's features that earlier tasks kept (video: retrieval's,
-audio: the audio probe's), coloured by class (avssl_core/eval/embedding_plot.py)."""
+audio: the audio probe's; where those did not run, the frozen probes'), coloured by class
+(avssl_core/eval/embedding_plot.py)."""
 
 from __future__ import annotations
 
