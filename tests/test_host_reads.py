@@ -1,5 +1,5 @@
 """The host half's cheap reads (issue 14, AVC paper under 8 cores per H100): the WAV window read by one
-``os.pread`` from a header parsed once per file gives the samples the standard ``wave`` module reads; the
+``os.preadv`` from a header parsed once per file gives the samples the standard ``wave`` module reads; the
 item's augmentation seed touches only torch's CPU generator and gives the draws ``torch.manual_seed`` gave.
 
 The WAVs are real: the segment stage's clips (FFmpeg's writer, conftest's ``tiny_clips``) and files
@@ -18,7 +18,7 @@ import torch
 
 from avssl_core.pretext.clip_index import ClipIndex
 from avssl_core.pretext.dataset import seeded_cpu_rng
-from avssl_core.pretext.decode import DecodeError, read_wav_window
+from avssl_core.pretext.decode import DecodeError, read_audio_window, read_wav_window
 
 pytestmark = pytest.mark.timeout(180)  # the session's tiny_clips fixture may be built here
 
@@ -108,3 +108,17 @@ def test_item_seed_gives_manual_seeds_draws_and_leaves_the_stream_alone():
         torch.rand(1)
         raise RuntimeError("boom")
     assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 8])
+def test_the_mono_mix_is_the_float_mean_of_the_channels(tmp_path, channels):
+    """A power-of-two channel count is mixed as an integer sum; every count gives the float mean bit for bit."""
+    samples = np.random.default_rng(channels).integers(-32768, 32768, (3000, channels))
+    samples[:10] = 0
+    samples[10:20] = -32768  # the extremes, and zeros whose sign must come out +0.0
+    samples[20:30, 0], samples[20:30, 1:] = -32768, 32767
+    path = str(write_wav(tmp_path / "a.wav", samples))
+    got = read_audio_window(path, 0, 3000, channels=1, clip_rate=16000, target_rate=None, target_len=3000)
+    want = torch.from_numpy(samples.T.astype(np.float32) / 32768.0).mean(dim=0, keepdim=True)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    assert torch.equal(torch.signbit(got), torch.signbit(want))
