@@ -130,16 +130,18 @@ class FrameStore:
 
     def __init__(self, frames_dir: str | Path) -> None:
         self.frames_dir = str(frames_dir)
-        self._maps: dict[str, np.ndarray] = {}
+        self._maps: dict[tuple[str, str], np.ndarray] = {}  # (video_id, clip_id) -> the clip's map
         self._warned = False
 
     def read(self, video_id: str, clip_id: str, frame_indices: Sequence[int],
              expected_shape: tuple[int, int, int]) -> torch.Tensor | None:
         """Frames ``frame_indices`` as uint8 [T, H, W, 3]; ``expected_shape`` is the index's
         (num_frames, height, width) for the clip."""
-        path = str(frames_path(self.frames_dir, video_id, clip_id))
-        frames = self._maps.get(path)
+        # Keyed by the ids: building the file's Path costs more than copying a frame out of its map.
+        frames = self._maps.get((video_id, clip_id))
+        path = None
         if frames is None:
+            path = str(frames_path(self.frames_dir, video_id, clip_id))
             if not os.path.isfile(path):
                 if not self._warned:
                     self._warned = True
@@ -147,8 +149,9 @@ class FrameStore:
                                   "from their mp4 (rerun `avssl segment` to complete the store)",
                                   FrameStoreEntryMissing, stacklevel=3)
                 return None
-            frames = self._open(path, expected_shape)
+            frames = self._maps[(video_id, clip_id)] = self._open(path, expected_shape)
         if max(frame_indices) >= frames.shape[0] or min(frame_indices) < 0:
+            path = path or str(frames_path(self.frames_dir, video_id, clip_id))
             raise FrameStoreError(path, f"frames {min(frame_indices)}..{max(frame_indices)} requested, "
                                   f"the file has {frames.shape[0]}")
         # Fancy indexing copies the frames out of the map: the sample owns its memory.
@@ -163,8 +166,9 @@ class FrameStore:
         if frames.dtype != np.uint8 or frames.shape != wanted:
             raise FrameStoreError(path, f"holds {frames.dtype} {tuple(frames.shape)}, the clip index says uint8 "
                                   f"{wanted}; the store is stale: rerun `avssl segment`")
-        self._maps[path] = frames
-        return frames
+        # A plain array over the same pages (it keeps the map alive): np.memmap's indexing adds Python
+        # overhead to every read.
+        return frames.view(np.ndarray)
 
     def __getstate__(self) -> dict:
         # Maps are reopened in each process (cheap), not pickled with their pages.

@@ -33,6 +33,10 @@ def mono(audio: torch.Tensor) -> torch.Tensor:
         return audio.unsqueeze(0)
     if audio.dim() != 2:
         raise ValueError(f"audio must be [C, S], got shape {tuple(audio.shape)}")
+    if audio.shape[0] == 1 and audio.is_floating_point():
+        # The mean of one channel is the channel, except that the mean's sum starts from +0.0 and so turns
+        # -0.0 into +0.0; adding 0.0 does the same, bit for bit, in a tenth of the time (in every sample).
+        return audio + 0.0
     return audio.mean(dim=0, keepdim=True)
 
 
