@@ -30,21 +30,15 @@ import numpy as np
 import torch
 from torchcodec.decoders import VideoDecoder
 
+from avssl_core.errors import FileError
 from avssl_core.io_utils import write_json_atomic
 
 FRAMES_MARKER = "_done.json"
 _WRITE_CHUNK = 64  # frames decoded and written at a time, so a long clip never sits in memory whole
 
 
-class FrameStoreError(Exception):
+class FrameStoreError(FileError):
     """A frame-store file exists but cannot give the frames; ``path`` and ``reason`` say which and why."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(path, reason)  # both in args, so the error pickles across processes
-        self.path, self.reason = path, reason
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
 
 
 class FrameStoreEntryMissing(UserWarning):

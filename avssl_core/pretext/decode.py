@@ -27,16 +27,11 @@ import torch
 import torchaudio.functional as audio_functional
 from torchcodec.decoders import VideoDecoder
 
+from avssl_core.errors import FileError
 
-class DecodeError(Exception):
+
+class DecodeError(FileError):
     """A clip file could not give the requested frames or samples; ``path`` and ``reason`` say which, why."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(path, reason)  # both in args, so the error pickles across processes
-        self.path, self.reason = path, reason
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
 
 
 VideoDevice = Literal["cpu", "cuda"]
