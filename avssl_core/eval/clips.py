@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from torchcodec.decoders import AudioDecoder, VideoDecoder
 
 from avssl_core.eval.layouts import LabelledMedia
-from avssl_core.pretext.dataset import FailedSample, augmentation_seed
+from avssl_core.pretext.dataset import FailedSample, augmentation_seed, seeded_cpu_rng
 from avssl_core.pretext.decode import DecodeError, VideoFrameReader, read_audio_window
 from avssl_core.pretext.spec import PairKind, PairSpec
 from avssl_core.pretext.windows import centred_audio_start_s, centred_frames, video_window_s
@@ -217,8 +217,8 @@ class WindowSet(Dataset):
             out: dict | FailedSample = FailedSample(index=i, path=exc.path, reason=exc.reason)
         else:
             extra = self.extra(raw) if self.extra is not None else {}
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(augmentation_seed(self.seed, w.epoch, i))
+            # Seeded as the pair dataset seeds its items (pretext/dataset.py), and as cheaply.
+            with seeded_cpu_rng(augmentation_seed(self.seed, w.epoch, i)):
                 pre = self.preprocess(raw)
             out = {"video": pre["video"], "audio": pre["audio"], "target": self.class_index[item.label],
                    "item": w.item, "window": i, **extra}
