@@ -202,3 +202,34 @@ def test_a_stages_code_deps_are_the_code_it_imports(stage):
     unused = [dep for dep in listed if not any(covers(dep, m) for m in imported)]
     assert not unlisted, f"dvc.yaml stage {stage!r} does not list code it imports: {unlisted}"
     assert not unused, f"dvc.yaml stage {stage!r} lists code it does not import: {unused}"
+
+
+def test_bytecode_written_beside_the_code_leaves_a_stages_code_deps_unchanged(tmp_path):
+    """A stage imports the code folders it depends on, and Python may write __pycache__ into them during the
+    run (or on another machine, in another Python version): with the project's .dvcignore, DVC leaves those
+    files out of the folder's hash, so the stage is still up to date afterwards."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path / "project"
+    (root / "code").mkdir(parents=True)
+    (root / "code" / "m.py").write_text("VALUE = 1\n")
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"use": {
+        "cmd": f"{sys.executable} -c \"open('out.txt', 'w').write('done')\"", "deps": ["code"], "outs": ["out.txt"]}}}))
+
+    def dvc(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, timeout=30)
+    dvc("init", "-q")
+    dvc("repro", "-q")
+    (root / "code" / "__pycache__").mkdir()
+    (root / "code" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\x00bytecode")
+    assert "up to date" in dvc("status")
+    (root / "code" / "m.py").write_text("VALUE = 2\n")  # a real change to the code still shows
+    assert "changed deps" in dvc("status")
