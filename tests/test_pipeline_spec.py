@@ -5,6 +5,9 @@ stage's code deps cover the code the stage really imports."""
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,10 +211,6 @@ def test_bytecode_written_beside_the_code_leaves_a_stages_code_deps_unchanged(tm
     """A stage imports the code folders it depends on, and Python may write __pycache__ into them during the
     run (or on another machine, in another Python version): with the project's .dvcignore, DVC leaves those
     files out of the folder's hash, so the stage is still up to date afterwards."""
-    import shutil
-    import subprocess
-    import sys
-
     root = tmp_path / "project"
     (root / "code").mkdir(parents=True)
     (root / "code" / "m.py").write_text("VALUE = 1\n")
