@@ -228,6 +228,10 @@ class TrainConfig:
     checkpoint_every_steps: PositiveInt = 500  # optimizer steps; a checkpoint is also written at each epoch end
     keep_checkpoints: int = 3  # newest checkpoints kept; <= 0 keeps all
     log_every_steps: PositiveInt = 10
+    # Held-out pretext accuracy after every this many epochs, and always after the last. It is a forward
+    # pass over every held-out pair (the tiny presets: about a fifth of an epoch's compute), and it draws
+    # nothing that training draws, so validating less often changes no weight.
+    validate_every_epochs: PositiveInt = 1
     max_failed_fraction: Fraction = 0.05  # stop when more undecodable samples than this share ...
     min_samples_before_failure_check: int = 20  # ... once at least this many samples were drawn
     deterministic: bool = False  # deterministic kernels (slower), for bit-exact reruns and resumes

@@ -322,3 +322,10 @@ def test_the_few_label_draw_keeps_whole_videos_k_per_class_in_original_order():
     # Another seed, another draw.
     firsts = {tuple(sorted(m.group for m in labelled_subset(items, 1, s))) for s in range(8)}
     assert len(firsts) > 1
+
+
+def test_input_statistics_leave_out_the_modality_a_window_set_does_not_read():
+    raw = {"video": torch.full((2, 4, 4, 3), 128, dtype=torch.uint8), "audio": torch.zeros(1, 8000)}
+    assert set(InputStatistics(8000, audio=False)(raw)) == {"video_stats"}
+    assert set(InputStatistics(8000, video=False)(raw)) == {"audio_stats"}
+    assert set(InputStatistics(8000)(raw)) == {"video_stats", "audio_stats"}

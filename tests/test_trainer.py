@@ -293,3 +293,17 @@ def test_the_trainer_gets_only_a_checked_precision():
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_validating_every_other_epoch_trains_the_same_weights_and_always_validates_the_last(tmp_path):
+    every, _ = run_toy(tmp_path / "every", epochs=3, val_size=8)
+    fewer, summary = run_toy(tmp_path / "fewer", epochs=3, val_size=8, validate_every_epochs=2)
+    _assert_identical(every.state_dict(), fewer.state_dict(), "weights")
+    validated = {r["epoch"]: r["val_accuracy"] for r in _records(tmp_path / "every", "epoch")}
+    kept = {r["epoch"]: r.get("val_accuracy") for r in _records(tmp_path / "fewer", "epoch")}
+    assert sorted(validated) == [0, 1, 2] and all(v is not None for v in validated.values())
+    # After epoch 1 (every second) and epoch 2 (the last); the same figures where both validated.
+    assert kept == {0: None, 1: validated[1], 2: validated[2]}
+    assert summary["val_accuracy"] == validated[2]
+    assert (tmp_path / "fewer" / "plots" / "val_accuracy.csv").read_text().splitlines()[1:] == [
+        f"1,{validated[1]}", f"2,{validated[2]}"]

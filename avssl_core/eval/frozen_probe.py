@@ -41,20 +41,36 @@ TRIVIAL = "trivial"  # the baseline's name beside "pretrained" and "scratch"
 STATS_KEYS = {"video": "video_stats", "audio": "audio_stats"}  # where a window keeps its statistics
 
 
+def channel_moments(video: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., 3] -> [6]: each channel's mean and sample standard deviation on a 0-1 scale, from its
+    256-bin histogram (exact in float64, and a fifth of the time of reductions over the float pixels)."""
+    levels = torch.arange(256, dtype=torch.float64)
+    hist = torch.stack([torch.bincount(video[..., c].reshape(-1), minlength=256) for c in range(3)]).double()
+    n = hist[0].sum()
+    mean = (hist * levels).sum(1) / n
+    var = (hist * (levels - mean[:, None]) ** 2).sum(1) / (n - 1)
+    return (torch.cat([mean, var.sqrt()]) / 255.0).float()
+
+
 class InputStatistics:
     """Raw window (uint8 video [T, H, W, 3], audio [channels, samples]) -> {"video_stats": [6] per-channel
-    mean and std of the frames on a 0-1 scale, "audio_stats": [40] mean log-mel energy per band}."""
+    mean and std of the frames on a 0-1 scale, "audio_stats": [40] mean log-mel energy per band}, for the
+    modalities the window set reads (``video``, ``audio``): the other one is a placeholder no probe looks
+    at, and its log-mel spectrum cost a tenth of an evaluation."""
 
-    def __init__(self, sample_rate: int) -> None:
+    def __init__(self, sample_rate: int, *, video: bool = True, audio: bool = True) -> None:
         from avssl_core.transforms.features import LogMelFilterbank
 
+        self.video, self.audio = video, audio
         self.logmel = LogMelFilterbank(sample_rate=sample_rate)
 
     def __call__(self, raw: dict) -> dict[str, torch.Tensor]:
-        frames = raw["video"].float().div(255.0).reshape(-1, 3)
-        video = torch.cat([frames.mean(0), frames.std(0)])
-        audio = self.logmel(raw["audio"]).mean(dim=1).reshape(-1)  # [1, frames, bands] -> [bands]
-        return {STATS_KEYS["video"]: video, STATS_KEYS["audio"]: audio}
+        out = {}
+        if self.video:
+            out[STATS_KEYS["video"]] = channel_moments(raw["video"])
+        if self.audio:
+            out[STATS_KEYS["audio"]] = self.logmel(raw["audio"]).mean(dim=1).reshape(-1)  # [1, frames, bands] -> [bands]
+        return out
 
 
 @dataclass(frozen=True)

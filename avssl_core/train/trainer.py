@@ -486,7 +486,7 @@ class _Trainer:
         self._check_failures()
         record: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step, "train_loss": mean_loss,
                                   "lr": self._lr(), "curriculum_stage": self._curriculum_stage()}
-        if self.val_set is not None:
+        if self.val_set is not None and self._validates_after(self.epoch):
             record.update(self._validate())
         self.writer.log_epoch(record)
         self.last_epoch_record = record
@@ -498,6 +498,10 @@ class _Trainer:
         self.meter.restart_window()
         if self.on_epoch_end is not None:
             self.on_epoch_end(record["epoch"], dict(record))
+
+    def _validates_after(self, epoch: int) -> bool:
+        every = self.cfg.validate_every_epochs
+        return (epoch + 1) % every == 0 or epoch + 1 == self.cfg.epochs
 
     def _curriculum_stage(self) -> int | None:
         try:

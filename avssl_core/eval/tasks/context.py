@@ -81,7 +81,7 @@ class EvaluationContext:
             reader = self.reader(video, audio)
             skip: dict[int, str] = {}
             # The trivial baseline's input statistics come along at decode time (cheap beside decoding).
-            stats = InputStatistics(reader.spec.audio_sample_rate or 16000)
+            stats = InputStatistics(reader.spec.audio_sample_rate or 16000, video=video, audio=audio)
             windows = WindowSet(reader, items, centred_windows(reader, items, n, skip), self.preprocess[False],
                                 {c: i for i, c in enumerate(classes)}, seed=self.ec.seed, cache=self.budget,
                                 extra=stats)
