@@ -172,6 +172,7 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tiny_clips, tmp_path,
     assert trial_dir.name == f"trial_{good.number}" and (trial_dir / "pretrain" / "avts" / "model.pt").is_file()
     table = Path(summary["table_md"]).read_text()
     assert "| FAIL |" in table and "video_fps must be positive" in table and "optuna-dashboard sqlite:///" in table
+    assert "budget per trial: 2 epochs, max_steps none, 1 pairs per clip, 16 held-out pairs," in table
     assert Path(summary["table_csv"]).read_text().startswith("trial,state,video_fps,")
 
 

@@ -91,6 +91,15 @@ def dashboard_command(url: str) -> str:
     return f"optuna-dashboard {shlex.quote(display_url(shown))}"
 
 
+_THE_PRESETS = "the preset's"
+
+
+def _or(value, unset: str) -> str:
+    """An ablate budget setting as the table header says it (``None``: ``unset``, whose value it takes)."""
+    return unset if value is None else str(value)
+
+
+
 def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
     """Run (or resume) the ablation study ``study`` (default: ``ablate.study``) in this process, as one of
     possibly several workers, then write the study's table of trials."""
@@ -141,8 +150,9 @@ def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
     header = [
         f"# Ablation {name}: {definition.source}",
         "",
-        f"- method `{definition.method}`, preset `{ab.preset}`, budget per trial: {ab.epochs} epochs, "
-        f"max_steps {ab.max_steps}, {ab.pairs_per_clip} pairs per clip, {ab.val_pairs} held-out pairs, "
+        f"- method `{definition.method}`, preset `{ab.preset}`, budget per trial: {_or(ab.epochs, _THE_PRESETS)} "
+        f"epochs, max_steps {_or(ab.max_steps, 'none')}, {_or(ab.pairs_per_clip, _THE_PRESETS)} pairs per clip, "
+        f"{_or(ab.val_pairs, 'pretrain.val_pairs')} held-out pairs, "
         f"training seeds {list(ab.seeds)} (`value`: their mean; `seed_values`: each)",
         f"- objective: `{objective.text}` ({objective.direction}); test items: {objective.items}",
         f"- data: `{index_csv}`",
