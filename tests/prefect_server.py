@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
@@ -148,11 +149,27 @@ def client_settings(tmp_path_factory):
         yield server
 
 
-def stop_worker(worker: subprocess.Popen, log) -> None:
-    """Stop a worker a test started (by its process: terminate, then kill after 30 s), then close its log."""
-    worker.terminate()
-    try:
-        worker.wait(30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    log.close()
+def stop_workers(workers: list[tuple[subprocess.Popen, Any]], grace_s: float = 10.0) -> None:
+    """Stop the workers a test started, and every process each of them started, by process id: SIGTERM to
+    every worker at once, SIGKILL to whatever of their process trees is left after ``grace_s``; then close
+    their logs. `prefect worker start` answers SIGTERM by sending SIGINT to its worker process, which, once
+    it has run flows, took longer than 30 s to exit (three workers stopped one after another held a module's
+    teardown for 90 s); nothing here needs a graceful shutdown, and its process must not outlive the test."""
+    trees: list[psutil.Process] = []
+    for worker, _ in workers:
+        try:
+            parent = psutil.Process(worker.pid)
+            trees += [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+        worker.terminate()
+    _, alive = psutil.wait_procs(trees, timeout=grace_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+    for worker, log in workers:
+        worker.wait(10)
+        log.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from flow_project import fresh_project, push, push_to_new_origin
-from prefect_server import PREFECT, local_prefect_server, stop_worker
+from prefect_server import PREFECT, local_prefect_server, stop_workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # server start, deploy and one tiny data run: about 1-3 minutes here
 POOL = "avssl-process"
@@ -98,7 +98,7 @@ def deployed(tmp_path_factory):
     worker = subprocess.Popen([*PREFECT, "worker", "start", "--pool", POOL, "--type", "process"], cwd=project,
                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     yield {"server": server, "project": project, "env": env, "timings": timings, "started": started}
-    stop_worker(worker, log)
+    stop_workers([(worker, log)])
 
 
 def test_deployed_data_flow_completes_on_a_tiny_world(deployed, tmp_path):
@@ -185,7 +185,7 @@ def test_a_schedule_fires_and_a_worker_completes_the_run(deployed):
                                    f"{[(r['state_type'], r['auto_scheduled']) for r in runs]}\n{server_log[-3000:]}")
     finally:
         _prefect(["deployment", "delete", "avssl-tick/every-10s"], project, env, check=False)
-        stop_worker(worker, log)
+        stop_workers([(worker, log)])
     # created by the server's scheduler: auto-scheduled, with the scheduler's idempotency key
     assert first["auto_scheduled"], first
     assert (first["idempotency_key"] or "").startswith(f"scheduled {deployment['id']}"), first

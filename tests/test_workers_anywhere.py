@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 from flow_project import GIT_ENV, TINY, fresh_project, push_to_new_origin
-from prefect_server import PREFECT, local_prefect_server, stop_worker
+from prefect_server import PREFECT, local_prefect_server, stop_workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # deploy + a whole tiny pipeline in 4 flow runs: 10-20 min on 2 busy cores
 POOL = "avssl-process"
@@ -109,8 +109,7 @@ def two_machines(tmp_path_factory):
                                           "--work-queue", queue, *extra], cwd=folder, env=worker_env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True), log))
     yield {"server": server, "root": root, "project": project, "origin": origin, "env": env}
-    for worker, log in workers:
-        stop_worker(worker, log)
+    stop_workers(workers)
 
 
 def test_two_machines_run_the_pipeline_with_pretraining_fanned_out(two_machines):
