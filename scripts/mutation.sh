@@ -68,7 +68,7 @@ text += ("\n[tool.mutmut]\n"
          # The end-to-end tests (stage runs, servers) take minutes each: too slow to rerun per mutant. Tests
          # run in file order (not pytest-randomly's), so a file that puts its fast tests first kills most
          # mutants before reaching its slow ones (-x stops at the first failure).
-         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-m", "not slow", "-q", "-x"]\n'
+         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-n", "0", "-m", "not slow", "-q", "-x"]\n'
          f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n")
 open(path, "w").write(text)
 EOF
