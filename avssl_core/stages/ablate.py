@@ -99,7 +99,6 @@ def _or(value, unset: str) -> str:
     return unset if value is None else str(value)
 
 
-
 def run_ablate(cfg: Config, study: str | None = None) -> dict[str, Any]:
     """Run (or resume) the ablation study ``study`` (default: ``ablate.study``) in this process, as one of
     possibly several workers, then write the study's table of trials."""
