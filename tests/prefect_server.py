@@ -137,6 +137,32 @@ def _start_server(port: int, timeout_s: float) -> LocalPrefectServer | None:
     raise RuntimeError(f"prefect server not healthy after {timeout_s} s:\n{text}")
 
 
+_API_TIMEOUT_S = 30.0  # one request's read timeout
+_API_PATIENCE_S = 120.0  # how long a busy server may keep one question unanswered, retries included
+
+
+def api(url: str, path: str, body: dict | None = None) -> Any:
+    """The decoded answer of the server's REST API at ``url`` to GET ``path``, or to POST ``body`` there (the
+    filters are POSTs that read). On this machine's two cores, shared by two test processes, their flow runs
+    and the server's own scheduler, a SQLite-backed server has left a plain GET unanswered for over 10 s (a
+    CI run failed on that): a timed-out or refused request is asked again until ``_API_PATIENCE_S`` is spent;
+    an answer with an error status fails at once with its text."""
+    deadline = time.monotonic() + _API_PATIENCE_S
+    while True:
+        try:
+            if body is None:
+                response = requests.get(f"{url}{path}", timeout=_API_TIMEOUT_S)
+            else:
+                response = requests.post(f"{url}{path}", json=body, timeout=_API_TIMEOUT_S)
+        except (requests.Timeout, requests.ConnectionError) as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prefect API {path}: no answer within {_API_PATIENCE_S:.0f} s: {error}") from error
+            time.sleep(1)
+            continue
+        assert response.ok, f"prefect API {path}: {response.status_code} {response.text}"
+        return response.json()
+
+
 def client_settings(tmp_path_factory):
     """Generator for a module fixture: the session's local Prefect server, with this process's results and
     stamps in a temporary folder (``yield from client_settings(tmp_path_factory)``)."""

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
+from prefect_server import api
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # flows/ is a folder of the checkout, not an installed package
@@ -141,7 +141,7 @@ def _flow_logs(url: str, run_id) -> list[str]:
     body = {"logs": {"flow_run_id": {"any_": [str(run_id)]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
     deadline = time.monotonic() + 30
     while True:  # logs trail the final state by up to a batch
-        records = requests.post(f"{url}/logs/filter", json=body, timeout=10).json()
+        records = api(url, "/logs/filter", body)
         if any("Finished in state" in r["message"] for r in records) or time.monotonic() > deadline:
             return [r["message"] for r in records]
         time.sleep(1)

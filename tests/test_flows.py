@@ -20,6 +20,7 @@ if str(REPO) not in sys.path:  # flows/ is a folder of the checkout, not an inst
     sys.path.insert(0, str(REPO))
 
 from flow_project import fresh_project  # noqa: E402
+from prefect_server import api  # noqa: E402
 
 from avssl_core import pipeline_spec  # noqa: E402
 from avssl_core.config import load_config  # noqa: E402
@@ -337,7 +338,7 @@ def _run_logs(url: str, run_id, timeout_s: float = 30.0) -> list[dict]:
     body = {"logs": {"flow_run_id": {"any_": [str(run_id)]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
     deadline = time.monotonic() + timeout_s
     while True:
-        records = requests.post(f"{url}/logs/filter", json=body, timeout=10).json()
+        records = api(url, "/logs/filter", body)
         if any("Finished in state" in r["message"] for r in records) or time.monotonic() > deadline:
             return records
         time.sleep(1)
@@ -359,7 +360,7 @@ def test_runs_are_named_by_the_resolved_method_and_a_data_error_is_one_line(pref
     with pytest.raises(DataError) as info:  # the stage's own exception, for a caller in this process
         state.result()
     assert state.message == str(info.value) and str(empty) in state.message
-    run = requests.get(f"{prefect_api.url}/flow_runs/{state.state_details.flow_run_id}", timeout=10).json()
+    run = api(prefect_api.url, f"/flow_runs/{state.state_details.flow_run_id}")
     assert run["name"] == "retrain-cmac" and run["state"]["message"] == str(info.value)
     records = _run_logs(prefect_api.url, run["id"])
     errors = [r["message"] for r in records if r["level"] >= 40]
@@ -367,7 +368,7 @@ def test_runs_are_named_by_the_resolved_method_and_a_data_error_is_one_line(pref
     assert not any("Traceback" in r["message"] for r in records), [r["message"] for r in records]
 
     state = pretrain_flow(overrides=["pretrain.trian.seed=1"], dvc="off", return_state=True)
-    run = requests.get(f"{prefect_api.url}/flow_runs/{state.state_details.flow_run_id}", timeout=10).json()
+    run = api(prefect_api.url, f"/flow_runs/{state.state_details.flow_run_id}")
     assert run["name"] == "pretrain-avc"  # the typed default of `method`
     assert state.message == "parameter overrides: params.yaml.pretrain: unknown key 'trian' (did you mean 'train'?)"
 

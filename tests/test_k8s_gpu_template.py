@@ -11,8 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import requests
-from prefect_server import PREFECT, local_prefect_server
+from prefect_server import PREFECT, api, local_prefect_server
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "deploy" / "kubernetes-gpu-base-job-template.json"
@@ -55,7 +54,7 @@ def test_a_prefect_server_takes_the_gpu_template_as_a_kubernetes_work_pool(tmp_p
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=200)
     assert created.returncode == 0, created.stdout + created.stderr
     try:
-        stored = requests.get(f"{server.url}/work_pools/{pool}", timeout=10).json()
+        stored = api(server.url, f"/work_pools/{pool}")
         assert stored["type"] == "kubernetes"
         assert stored["base_job_template"] == json.loads(TEMPLATE.read_text())
     finally:

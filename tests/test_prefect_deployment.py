@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from flow_project import fresh_project, push, push_to_new_origin
-from prefect_server import PREFECT, local_prefect_server, stop_workers
+from prefect_server import PREFECT, api, local_prefect_server, stop_workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # server start, deploy and one tiny data run: about 1-3 minutes here
 POOL = "avssl-process"
@@ -42,7 +41,7 @@ def _flow_run_id(output: str) -> str:
 def _wait(url: str, run_id: str, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        run = requests.get(f"{url}/flow_runs/{run_id}", timeout=10).json()
+        run = api(url, f"/flow_runs/{run_id}")
         if run["state_type"] in TERMINAL:
             return run
         time.sleep(1)
@@ -51,7 +50,7 @@ def _wait(url: str, run_id: str, timeout_s: float) -> dict:
 
 def _log_records(url: str, run_id: str) -> list[dict]:
     body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
-    return requests.post(f"{url}/logs/filter", json=body, timeout=10).json()
+    return api(url, "/logs/filter", body)
 
 
 def _logs(url: str, run_id: str) -> str:
@@ -69,10 +68,9 @@ def _final_logs(url: str, run_id: str, timeout_s: float = 30.0) -> list[dict]:
 
 
 def _deployment_runs(url: str, flow_name: str, deployment: str) -> tuple[dict, list[dict]]:
-    dep = requests.get(f"{url}/deployments/name/{flow_name}/{deployment}", timeout=10)
-    assert dep.ok, dep.text
-    body = {"deployments": {"id": {"any_": [dep.json()["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 50}
-    return dep.json(), requests.post(f"{url}/flow_runs/filter", json=body, timeout=10).json()
+    dep = api(url, f"/deployments/name/{flow_name}/{deployment}")
+    body = {"deployments": {"id": {"any_": [dep["id"]]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 50}
+    return dep, api(url, "/flow_runs/filter", body)
 
 
 
@@ -217,7 +215,7 @@ def test_watch_shows_a_mistyped_override_and_the_logs_hold_it_once(deployed):
     terminal = proc.stdout + proc.stderr
     message = "unknown key 'trian' (did you mean 'train'?)"
     assert proc.returncode == 1 and message in terminal, terminal
-    run = requests.get(f"{server.url}/flow_runs/{_flow_run_id(proc.stdout)}", timeout=10).json()
+    run = api(server.url, f"/flow_runs/{_flow_run_id(proc.stdout)}")
     assert run["state_type"] == "FAILED" and message in run["state"]["message"], run["state"]
     records = _final_logs(server.url, run["id"])
     errors = [r["message"] for r in records if r["level"] >= 40]

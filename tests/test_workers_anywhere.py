@@ -15,10 +15,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 from flow_project import GIT_ENV, TINY, fresh_project, push_to_new_origin
-from prefect_server import PREFECT, local_prefect_server, stop_workers
+from prefect_server import PREFECT, api, local_prefect_server, stop_workers
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # deploy + a whole tiny pipeline in 4 flow runs: 10-20 min on 2 busy cores
 POOL = "avssl-process"
@@ -53,10 +52,7 @@ def _when(text: str) -> float:
 def _wait(url: str, run_id: str, timeout_s: float) -> dict:
     deadline, run = time.monotonic() + timeout_s, {"state_type": "never answered"}
     while time.monotonic() < deadline:
-        try:
-            run = requests.get(f"{url}/flow_runs/{run_id}", timeout=30).json()
-        except requests.Timeout:  # the server busy under the shared cores: ask again
-            continue
+        run = api(url, f"/flow_runs/{run_id}")
         if run["state_type"] in TERMINAL:
             return run
         time.sleep(2)
@@ -65,21 +61,21 @@ def _wait(url: str, run_id: str, timeout_s: float) -> dict:
 
 def _logs(url: str, run_ids: list[str]) -> str:
     body = {"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
-    return "\n".join(r["message"] for r in requests.post(f"{url}/logs/filter", json=body, timeout=60).json())
+    return "\n".join(r["message"] for r in api(url, "/logs/filter", body))
 
 
 def _children(url: str, parent: dict) -> list[dict]:
     """The pretrain flow runs the pipeline started (run_deployment as a subflow of its tasks), found by
     the run branch it handed them."""
-    dep = requests.get(f"{url}/deployments/name/avssl-pretrain/pretrain", timeout=60).json()
+    dep = api(url, "/deployments/name/avssl-pretrain/pretrain")
     body = {"deployments": {"id": {"any_": [dep["id"]]}}, "limit": 50}
-    runs = requests.post(f"{url}/flow_runs/filter", json=body, timeout=60).json()
+    runs = api(url, "/flow_runs/filter", body)
     return [r for r in runs if (r["parameters"].get("lock_ref") or "").endswith(parent["id"])]
 
 
 def _handoff_records(url: str, run_id: str) -> list[dict]:
     body = {"artifacts": {"flow_run_id": {"any_": [run_id]}, "key": {"like_": "avssl-handoff"}}, "limit": 20}
-    arts = requests.post(f"{url}/artifacts/filter", json=body, timeout=60).json()
+    arts = api(url, "/artifacts/filter", body)
     return [dict(line.strip("| ").replace("`", "").split(" | ") for line in a["data"].splitlines()
                  if line.startswith("| ") and "---" not in line and line.strip() != "| | |") for a in arts]
 
