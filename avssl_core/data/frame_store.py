@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchcodec.decoders import VideoDecoder
 
 from avssl_core.errors import FileError
 from avssl_core.io_utils import write_json_atomic
@@ -72,6 +71,10 @@ def frames_path(frames_dir: str | Path, video_id: str, clip_id: str) -> Path:
 def write_clip_frames(mp4: str | Path, out: str | Path) -> int:
     """Decode every frame of ``mp4`` into ``out`` (.npy, written under a temporary name, then renamed);
     returns the file's size in bytes."""
+    # Imported here: torchcodec costs about 2 s to import, which every training process would pay for
+    # the store it only reads (pretext/decode.py says the same).
+    from torchcodec.decoders import VideoDecoder  # noqa: PLC0415
+
     out = Path(out)
     decoder = VideoDecoder(str(mp4), dimension_order="NHWC", seek_mode="exact", num_ffmpeg_threads=1)
     meta = decoder.metadata

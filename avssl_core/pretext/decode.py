@@ -20,14 +20,16 @@ import warnings
 import wave
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 import torchaudio.functional as audio_functional
-from torchcodec.decoders import VideoDecoder
 
 from avssl_core.errors import FileError
+
+if TYPE_CHECKING:
+    from torchcodec.decoders import VideoDecoder
 
 
 class DecodeError(FileError):
@@ -79,6 +81,10 @@ class VideoFrameReader:
         self._decoders.clear()
 
     def _open(self, path: str) -> VideoDecoder:
+        # Imported here, not at the top: importing torchcodec costs about 2 s (it loads torch._dynamo), and a
+        # training run that reads the frame store never opens an mp4.
+        from torchcodec.decoders import VideoDecoder  # noqa: PLC0415
+
         if self.device == "cuda":
             if (reason := cuda_decoding_unavailable()) is not None:
                 self._fall_back_to_cpu(reason)
