@@ -57,12 +57,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _serves(url: str, deadline_s: float) -> int | None:
+def _serves(url: str, deadline_s: float) -> tuple[int, bytes] | None:
+    """The first answer from ``url`` (status, body) within ``deadline_s``: a refused or timed-out request
+    (the dashboard starting, or slow on busy cores) is asked again."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status
+            with urllib.request.urlopen(url, timeout=15) as response:
+                return response.status, response.read()
         except OSError:
             time.sleep(0.5)
     return None
@@ -97,9 +99,8 @@ def test_two_workers_share_one_study_through_a_journal_file(tiny_clips, tmp_path
     dashboard = subprocess.Popen([str(Path(sys.executable).parent / args[0]), *args[1:], "--host", "127.0.0.1",
                                   "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert _serves(f"http://127.0.0.1:{port}/api/studies", 60) == 200
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
-            assert b"avts_curriculum" in response.read()
+        answer = _serves(f"http://127.0.0.1:{port}/api/studies", 60)
+        assert answer is not None and answer[0] == 200 and b"avts_curriculum" in answer[1], answer
     finally:
         dashboard.terminate()
         dashboard.wait(timeout=30)
