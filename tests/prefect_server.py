@@ -163,6 +163,33 @@ def api(url: str, path: str, body: dict | None = None) -> Any:
         return response.json()
 
 
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}  # flow run state types that no longer change
+
+
+def wait_for_run(url: str, run_id: str, timeout_s: float, poll_s: float = 1.0) -> dict:
+    """The flow run ``run_id`` once its state is terminal; AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    run = api(url, f"/flow_runs/{run_id}")
+    while run["state_type"] not in TERMINAL:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"flow run {run_id} not finished after {timeout_s} s: {run['state_type']}")
+        time.sleep(poll_s)
+        run = api(url, f"/flow_runs/{run_id}")
+    return run
+
+
+def run_log_records(url: str, run_id, timeout_s: float = 30.0) -> list[dict]:
+    """The run's log records once its final-state line arrived (logs reach the server in batches, so they
+    trail the state by up to a batch), or whatever arrived within ``timeout_s``."""
+    body = {"logs": {"flow_run_id": {"any_": [str(run_id)]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = api(url, "/logs/filter", body)
+        if any("Finished in state" in r["message"] for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(1)
+
+
 def client_settings(tmp_path_factory):
     """Generator for a module fixture: the session's local Prefect server, with this process's results and
     stamps in a temporary folder (``yield from client_settings(tmp_path_factory)``)."""

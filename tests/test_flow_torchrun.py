@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from prefect_server import api
+from prefect_server import run_log_records
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # flows/ is a folder of the checkout, not an installed package
@@ -137,16 +137,6 @@ def direct_run(tiny_clips, tmp_path_factory) -> tuple[str, dict]:
     return result
 
 
-def _flow_logs(url: str, run_id) -> list[str]:
-    body = {"logs": {"flow_run_id": {"any_": [str(run_id)]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
-    deadline = time.monotonic() + 30
-    while True:  # logs trail the final state by up to a batch
-        records = api(url, "/logs/filter", body)
-        if any("Finished in state" in r["message"] for r in records) or time.monotonic() > deadline:
-            return [r["message"] for r in records]
-        time.sleep(1)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_flow_on_two_processes_gives_what_torchrun_of_the_cli_gives(prefect_api, tiny_clips, direct_run,
@@ -164,7 +154,7 @@ def test_the_flow_on_two_processes_gives_what_torchrun_of_the_cli_gives(prefect_
     print(f"pretrain flow, nproc_per_node=2: {time.perf_counter() - started:.1f} s, model.pt sha256 {sha}")
     assert (sha, metrics) == direct_run
     assert state.result()["pretext_accuracy"] == metrics["pretext_accuracy"]  # rank 0's metrics, read back
-    logs = _flow_logs(prefect_api.url, state.state_details.flow_run_id)
+    logs = [r["message"] for r in run_log_records(prefect_api.url, state.state_details.flow_run_id)]
     # Both ranks' own lines reached the run's logs, tagged with the rank (the CLI's summary ends each).
     for rank in (0, 1):
         assert any(line.startswith(f"[rank{rank}]:") for line in logs), logs[-20:]

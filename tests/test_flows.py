@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:  # flows/ is a folder of the checkout, not an inst
     sys.path.insert(0, str(REPO))
 
 from flow_project import fresh_project  # noqa: E402
-from prefect_server import api  # noqa: E402
+from prefect_server import api, run_log_records  # noqa: E402
 
 from avssl_core import pipeline_spec  # noqa: E402
 from avssl_core.config import load_config  # noqa: E402
@@ -333,17 +333,6 @@ def test_retrain_promotes_then_refuses_an_equal_model(prefect_api, project, monk
     print("retrain decisions:", *[d["reason"] for d in decisions], sep="\n  ")
 
 
-def _run_logs(url: str, run_id, timeout_s: float = 30.0) -> list[dict]:
-    """The run's log records once its final-state line arrived (logs trail the state by up to a batch)."""
-    body = {"logs": {"flow_run_id": {"any_": [str(run_id)]}}, "limit": 200, "sort": "TIMESTAMP_ASC"}
-    deadline = time.monotonic() + timeout_s
-    while True:
-        records = api(url, "/logs/filter", body)
-        if any("Finished in state" in r["message"] for r in records) or time.monotonic() > deadline:
-            return records
-        time.sleep(1)
-
-
 @pytest.mark.slow
 def test_runs_are_named_by_the_resolved_method_and_a_data_error_is_one_line(prefect_api, project, monkeypatch,
                                                                              tmp_path):
@@ -362,7 +351,7 @@ def test_runs_are_named_by_the_resolved_method_and_a_data_error_is_one_line(pref
     assert state.message == str(info.value) and str(empty) in state.message
     run = api(prefect_api.url, f"/flow_runs/{state.state_details.flow_run_id}")
     assert run["name"] == "retrain-cmac" and run["state"]["message"] == str(info.value)
-    records = _run_logs(prefect_api.url, run["id"])
+    records = run_log_records(prefect_api.url, run["id"])
     errors = [r["message"] for r in records if r["level"] >= 40]
     assert len([m for m in errors if str(empty) in m]) == 1, errors  # once, on one line: no traceback
     assert not any("Traceback" in r["message"] for r in records), [r["message"] for r in records]

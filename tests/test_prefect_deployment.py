@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 from flow_project import fresh_project, push, push_to_new_origin
-from prefect_server import PREFECT, api, local_prefect_server, stop_workers
+from prefect_server import PREFECT, TERMINAL, api, local_prefect_server, stop_workers, wait_for_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # server start, deploy and one tiny data run: about 1-3 minutes here
 POOL = "avssl-process"
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def _prefect(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
@@ -36,16 +35,6 @@ def _flow_run_id(output: str) -> str:
     match = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
     assert match, output
     return match.group(1)
-
-
-def _wait(url: str, run_id: str, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run = api(url, f"/flow_runs/{run_id}")
-        if run["state_type"] in TERMINAL:
-            return run
-        time.sleep(1)
-    raise AssertionError(f"flow run {run_id} not finished after {timeout_s} s: {run['state_type']}")
 
 
 def _log_records(url: str, run_id: str) -> list[dict]:
@@ -111,7 +100,7 @@ def test_deployed_data_flow_completes_on_a_tiny_world(deployed, tmp_path):
     t = time.perf_counter()
     proc = _run_deployment("avssl-data/data", {"overrides": overrides, "dvc": "off"}, project, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    run = _wait(server.url, _flow_run_id(proc.stdout), timeout_s=600)
+    run = wait_for_run(server.url, _flow_run_id(proc.stdout), timeout_s=600)
     run_s = time.perf_counter() - t
     assert run["state_type"] == "COMPLETED", _logs(server.url, run["id"])
     assert (world / "clips_dir" / "index.csv").is_file()
@@ -137,7 +126,7 @@ def test_malformed_override_fails_at_flow_start_before_any_stage(deployed, tmp_p
     proc = _run_deployment("avssl-data/data", {"overrides": [f"paths.raw_dir={world}", "segment.crf"], "dvc": "off"},
                            deployed["project"], deployed["env"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    run = _wait(server.url, _flow_run_id(proc.stdout), timeout_s=300)
+    run = wait_for_run(server.url, _flow_run_id(proc.stdout), timeout_s=300)
     assert run["state_type"] == "FAILED"
     assert "parameter overrides: override 'segment.crf'" in run["state"]["message"]
     assert not world.exists()  # nothing ran: acquire would have created raw_dir

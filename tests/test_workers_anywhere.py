@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 from flow_project import GIT_ENV, TINY, fresh_project, push_to_new_origin
-from prefect_server import PREFECT, api, local_prefect_server, stop_workers
+from prefect_server import PREFECT, api, local_prefect_server, stop_workers, wait_for_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # deploy + a whole tiny pipeline in 4 flow runs: 10-20 min on 2 busy cores
 POOL = "avssl-process"
 METHODS = ["avc", "avts"]
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 def _run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> str:
@@ -47,16 +46,6 @@ def _start_run(params: dict, machines: dict) -> str:
 
 def _when(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _wait(url: str, run_id: str, timeout_s: float) -> dict:
-    deadline, run = time.monotonic() + timeout_s, {"state_type": "never answered"}
-    while time.monotonic() < deadline:
-        run = api(url, f"/flow_runs/{run_id}")
-        if run["state_type"] in TERMINAL:
-            return run
-        time.sleep(2)
-    raise AssertionError(f"flow run {run_id} not finished after {timeout_s} s: {run['state_type']}")
 
 
 def _logs(url: str, run_ids: list[str]) -> str:
@@ -113,7 +102,7 @@ def test_two_machines_run_the_pipeline_with_pretraining_fanned_out(two_machines)
     server, root, origin = two_machines["server"], two_machines["root"], two_machines["origin"]
     started = time.perf_counter()
     run_id = _start_run({}, two_machines)
-    run = _wait(server.url, run_id, timeout_s=1800)
+    run = wait_for_run(server.url, run_id, timeout_s=1800, poll_s=2)
     wall_s = time.perf_counter() - started
     children = _children(server.url, run)
     assert run["state_type"] == "COMPLETED", _logs(server.url, [run_id, *(c["id"] for c in children)])[-6000:]
@@ -162,7 +151,7 @@ def test_one_method_failing_keeps_the_others_and_the_run_names_it(two_machines, 
              "evaluate.methods_dir": "pretrain", "evaluate.out_dir": "evaluate"}
     overrides = [f"{key}={world / name}" for key, name in paths.items()] + ["pretrain.hparams.avts.nope=1"]
     run_id = _start_run({"dvc": "off", "handoff_git": False, "overrides": overrides}, two_machines)
-    run = _wait(server.url, run_id, timeout_s=1000)
+    run = wait_for_run(server.url, run_id, timeout_s=1000, poll_s=2)
     assert run["state_type"] == "FAILED", _logs(server.url, [run_id])[-4000:]
     message = run["state"]["message"]
     assert message.startswith("methods failed: avts (pretrain of avts: flow run ") and "FAILED" in message, message
